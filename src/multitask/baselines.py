@@ -1,0 +1,293 @@
+"""Single-task and transfer baselines, trained with the same architecture and budget as the multi-task model.
+
+`compare` answers the question a user asks first: did multi-task learning help each task? It
+trains one model per task (STL), the hard-shared multi-task model (MTL) and, when asked, transfer
+runs (pretrain on a source task, fine-tune on a target), then reports every task's test metrics
+and each method's Δm% against the single-task models.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from multitask.analysis import Comparison
+from multitask.errors import ConfigError
+from multitask.models import HardSharing
+from multitask.tasks import Task
+from multitask.training import Trainer
+from multitask.training._data import Data
+from multitask.training.trainer import Results
+
+
+def fresh_copy(module: nn.Module, seed: int) -> nn.Module:
+    """A deep copy of ``module`` whose layers are re-initialised (``reset_parameters``) from ``seed``.
+
+    Every run of a comparison starts from the same initial weights, whatever ran before it.
+    """
+    clone = copy.deepcopy(module)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in clone.modules():
+            reset = getattr(layer, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return clone
+
+
+def fresh_task(task: Task, seed: int) -> Task:
+    """``task`` with a freshly initialised copy of its head."""
+    return dataclasses.replace(task, head=fresh_copy(task.head, seed))
+
+
+def _select(data: Data | None, names: Sequence[str]) -> Data | None:
+    """The part of ``data`` for ``names``: per-task data keeps those tasks' datasets, shared data stays whole."""
+    if data is None:
+        return None
+    if isinstance(data, Mapping) and data and all(not isinstance(v, torch.Tensor) for v in data.values()):
+        from multitask.data._dataset import ArrayDataset
+
+        if all(isinstance(v, ArrayDataset | Mapping) for v in data.values()):
+            return {name: data[name] for name in names if name in data}
+    return data
+
+
+@dataclass
+class RunResult:
+    """The outcome of one method: test and validation metrics per task, histories, wall time."""
+
+    method: str
+    test: Results
+    val: Results
+    histories: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _fit_and_evaluate(
+    name: str,
+    model: HardSharing,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None,
+    test: Data | None,
+    run_dir: Path | None,
+    resume: bool,
+    trainer_kwargs: Mapping[str, Any],
+) -> tuple[Trainer, Results, Results, list[dict[str, float]]]:
+    trainer = Trainer(model, tasks, run_dir=run_dir, **trainer_kwargs)
+    history = trainer.fit(
+        _select(train, [t.name for t in tasks]) or {}, _select(val, [t.name for t in tasks]), resume=resume
+    )
+    val_results = trainer.evaluate(_select(val, [t.name for t in tasks]) or {}) if val is not None else {}
+    test_results = trainer.evaluate(_select(test, [t.name for t in tasks]) or {}) if test is not None else {}
+    return trainer, val_results, test_results, history
+
+
+def train_multitask(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    **trainer_kwargs: Any,
+) -> RunResult:
+    """Train one hard-shared model on all ``tasks`` (fresh copies of ``encoder`` and the heads)."""
+    started = time.perf_counter()
+    fresh = [fresh_task(task, seed) for task in tasks]
+    model = HardSharing(fresh_copy(encoder, seed), fresh, input_key=input_key)
+    _, val_results, test_results, history = _fit_and_evaluate(
+        "mtl", model, fresh, train, val, test, _path(run_dir), resume, {"seed": seed, **trainer_kwargs}
+    )
+    return RunResult("mtl", test_results, val_results, {"mtl": history}, time.perf_counter() - started)
+
+
+def train_single_task(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    **trainer_kwargs: Any,
+) -> RunResult:
+    """Train one model per task: the same encoder architecture and head, the same budget, that task's data only.
+
+    Each model selects its best epoch on its task's main validation metric unless ``monitor`` is given.
+    """
+    started = time.perf_counter()
+    result = RunResult("stl", {}, {})
+    for task in tasks:
+        fresh = fresh_task(task, seed)
+        model = HardSharing(fresh_copy(encoder, seed), [fresh], input_key=input_key)
+        kwargs = {"seed": seed, "monitor": f"val/{task.name}/{task.main_metric}" if val is not None else None}
+        kwargs.update({k: v for k, v in trainer_kwargs.items() if k not in ("baseline", "monitor")})
+        directory = _sub(_path(run_dir), task.name)
+        _, val_results, test_results, history = _fit_and_evaluate(
+            task.name, model, [fresh], train, val, test, directory, resume, kwargs
+        )
+        result.val.update(val_results)
+        result.test.update(test_results)
+        result.histories[task.name] = history
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def train_transfer(
+    encoder: nn.Module,
+    source: Task,
+    target: Task,
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    freeze_encoder: bool = False,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    **trainer_kwargs: Any,
+) -> RunResult:
+    """Pretrain on ``source``, then fine-tune the encoder (or only a new head, ``freeze_encoder``) on ``target``.
+
+    Both stages get the full training budget (``max_epochs`` each); the result holds the target's metrics.
+    """
+    if source.name == target.name:
+        raise ConfigError(f"transfer needs two different tasks; got {source.name!r} twice")
+    started = time.perf_counter()
+    kwargs = {k: v for k, v in trainer_kwargs.items() if k not in ("baseline", "monitor")}
+    base = _path(run_dir)
+    pre_task = fresh_task(source, seed)
+    pretrain = HardSharing(fresh_copy(encoder, seed), [pre_task], input_key=input_key)
+    monitor = f"val/{source.name}/{source.main_metric}" if val is not None else None
+    _, _, _, pre_history = _fit_and_evaluate(
+        "pretrain",
+        pretrain,
+        [pre_task],
+        train,
+        val,
+        test=None,
+        run_dir=_sub(base, "pretrain"),
+        resume=resume,
+        trainer_kwargs={"seed": seed, "monitor": monitor, **kwargs},
+    )
+    tuned_encoder = pretrain.encoder
+    if freeze_encoder:
+        for parameter in tuned_encoder.parameters():
+            parameter.requires_grad_(False)
+    post_task = fresh_task(target, seed)
+    finetune = HardSharing(tuned_encoder, [post_task], input_key=input_key)
+    monitor = f"val/{target.name}/{target.main_metric}" if val is not None else None
+    _, val_results, test_results, post_history = _fit_and_evaluate(
+        "finetune",
+        finetune,
+        [post_task],
+        train,
+        val,
+        test,
+        _sub(base, "finetune"),
+        resume,
+        {"seed": seed, "monitor": monitor, **kwargs},
+    )
+    method = f"transfer:{source.name}->{target.name}"
+    histories = {"pretrain": pre_history, "finetune": post_history}
+    return RunResult(method, test_results, val_results, histories, time.perf_counter() - started)
+
+
+def _path(run_dir: str | Path | None) -> Path | None:
+    return Path(run_dir) if run_dir is not None else None
+
+
+def compare(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    methods: Sequence[str] = ("stl", "mtl"),
+    transfer: Sequence[tuple[str, str]] = (),
+    freeze_encoder: bool = False,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    **trainer_kwargs: Any,
+) -> Comparison:
+    """Train the requested methods on the same data and budget and compare them on ``test``.
+
+    Methods: ``"stl"`` (one model per task), ``"mtl"`` (hard sharing with the trainer's strategy),
+    plus one transfer run per ``(source, target)`` pair in ``transfer``. When both STL and MTL run
+    and there is validation data, the MTL model is selected on validation Δm% against the STL
+    models (unless ``monitor`` is given).
+
+    Returns:
+        A `Comparison` whose ``results`` hold every method's test metrics.
+    """
+    unknown = [m for m in methods if m not in ("stl", "mtl")]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}; allowed: stl, mtl (transfer runs go in transfer=[...])")
+    by_name = {task.name: task for task in tasks}
+    for pair in transfer:
+        missing = [name for name in pair if name not in by_name]
+        if missing:
+            raise ConfigError(f"transfer pair {pair} names unknown task(s) {missing}; tasks are {list(by_name)}")
+    base = _path(run_dir)
+    common: dict[str, Any] = {"input_key": input_key, "seed": seed, "resume": resume, **trainer_kwargs}
+    runs: dict[str, RunResult] = {}
+    if "stl" in methods:
+        runs["stl"] = train_single_task(encoder, tasks, train, val, test, run_dir=_sub(base, "stl"), **common)
+    if "mtl" in methods:
+        mtl_kwargs = dict(common)
+        if "stl" in runs and val is not None and "monitor" not in trainer_kwargs:
+            mtl_kwargs["baseline"] = {
+                t.name: {m: runs["stl"].val[t.name][m] for m in t.metric_fns}
+                for t in tasks
+                if t.name in runs["stl"].val
+            }
+        runs["mtl"] = train_multitask(encoder, tasks, train, val, test, run_dir=_sub(base, "mtl"), **mtl_kwargs)
+    for source, target in transfer:
+        run = train_transfer(
+            encoder,
+            by_name[source],
+            by_name[target],
+            train,
+            val,
+            test,
+            freeze_encoder=freeze_encoder,
+            run_dir=_sub(base, f"transfer-{source}-to-{target}"),
+            **common,
+        )
+        runs[run.method] = run
+    directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in tasks}
+    comparison = Comparison(
+        {
+            name: {t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in run.test.items()}
+            for name, run in runs.items()
+        },
+        directions,
+        seconds={name: run.seconds for name, run in runs.items()},
+    )
+    if base is not None:
+        comparison.write(base)
+    return comparison
+
+
+def _sub(base: Path | None, name: str) -> Path | None:
+    return base / name if base is not None else None

@@ -1,0 +1,103 @@
+"""The command line: ``multitask demo``, ``multitask train CONFIG``, ``multitask evaluate RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from multitask.errors import MultitaskError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multitask",
+        description="Multi-task learning on PyTorch: train, compare with single-task baselines, evaluate.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="single-task vs multi-task models on Census-Income (income, never married)")
+    demo.add_argument("--output", type=Path, default=None, help="run folder (default: runs/census-demo)")
+    demo.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    demo.add_argument("--max-train-samples", type=int, default=None, help="train on a random subset (faster)")
+    train = commands.add_parser("train", help="run the experiment a YAML config describes")
+    train.add_argument("config", type=Path, help="YAML config (see docs/config.md)")
+    train.add_argument("--output", type=Path, default=None, help="run folder (default: the config's output)")
+    group = train.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
+    group.add_argument("--overwrite", action="store_true", help="delete the run folder's previous content first")
+    evaluate = commands.add_parser("evaluate", help="re-evaluate the models saved in a run folder")
+    evaluate.add_argument("run_dir", type=Path, help="folder written by `multitask train` or `multitask demo`")
+    evaluate.add_argument("--split", choices=["test", "val"], default="test")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (errors print one line to stderr and return 2)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "train":
+            return _train(args)
+        return _evaluate(args)
+    except MultitaskError as error:
+        print(f"multitask: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("multitask: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import yaml
+
+    from multitask.config import parse_config
+
+    raw = yaml.safe_load(resources.files("multitask").joinpath("configs/census_demo.yaml").read_text())
+    if args.epochs is not None:
+        raw["training"]["epochs"] = args.epochs
+    if args.max_train_samples is not None:
+        raw["data"]["max_train_samples"] = args.max_train_samples
+    config = parse_config(raw, source="demo config")
+    print("Census-Income (KDD): income > 50K and 'never married', single-task models vs one hard-shared model")
+    return _run(config, args.output, resume=False, overwrite=True)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from multitask.config import load_config
+
+    config = load_config(args.config)
+    return _run(config, args.output, resume=args.resume, overwrite=args.overwrite)
+
+
+def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) -> int:
+    from multitask.config import ExperimentConfig
+    from multitask.experiment import output_dir, run_experiment
+
+    assert isinstance(config, ExperimentConfig)
+    started = time.perf_counter()
+    comparison = run_experiment(config, output=output, resume=resume, overwrite=overwrite)
+    seconds = time.perf_counter() - started
+    print()
+    print(comparison.to_markdown())
+    print()
+    for method in comparison.methods:
+        if method != comparison.baseline and method in comparison.results:
+            print(f"Δm% of {method} against single-task models: {comparison.delta_m(method):+.2f}")
+    print(f"wall time: {seconds:.1f} s; report in {output_dir(config, output)}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from multitask.experiment import evaluate_run
+
+    comparison = evaluate_run(args.run_dir, split=args.split)
+    print(comparison.to_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

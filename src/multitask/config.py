@@ -1,0 +1,287 @@
+"""The experiment config schema (YAML), validated up front; errors name the field and the allowed values.
+
+Configs are data: they are read with ``yaml.safe_load`` and checked by pydantic models that forbid
+unknown keys, so a config can never execute code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from multitask import weighting
+from multitask.data._loaders import Sampling
+from multitask.errors import ConfigError
+from multitask.metrics import BUILTIN_METRICS
+from multitask.tasks import BUILTIN_LOSSES
+
+CENSUS_TASKS = ("income", "marital")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MLPConfig(_Strict):
+    """A multi-layer perceptron: hidden layer sizes and dropout."""
+
+    type: Literal["mlp"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(width <= 0 for width in value):
+            raise ValueError(f"layer sizes must be positive; got {value}")
+        return value
+
+
+class HeadConfig(_Strict):
+    """A task head: an MLP on the shared representation (no hidden layer: a linear head)."""
+
+    hidden: list[int] = Field(default_factory=list)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class TaskConfig(_Strict):
+    """One task: its kind, where its labels are, its loss, metrics and head."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["binary", "multiclass", "regression"]
+    column: str | None = None
+    positive: str | None = None
+    loss: str | None = None
+    metrics: list[str] | None = None
+    head: HeadConfig = Field(default_factory=HeadConfig)
+
+    @model_validator(mode="after")
+    def _known_names(self) -> TaskConfig:
+        if self.loss is not None and self.loss not in BUILTIN_LOSSES[self.kind]:
+            allowed = ", ".join(BUILTIN_LOSSES[self.kind])
+            raise ValueError(f"unknown loss {self.loss!r} for a {self.kind} task; allowed: {allowed}")
+        for metric in self.metrics or []:
+            if metric not in BUILTIN_METRICS[self.kind]:
+                allowed = ", ".join(BUILTIN_METRICS[self.kind])
+                raise ValueError(f"unknown metric {metric!r} for a {self.kind} task; allowed: {allowed}")
+        if self.positive is not None and self.kind != "binary":
+            raise ValueError("positive applies to binary tasks only")
+        return self
+
+
+class CensusDataConfig(_Strict):
+    """The UCI Census-Income (KDD) data of the MMoE paper (tasks: income, marital)."""
+
+    type: Literal["census_income"]
+    max_train_samples: int | None = Field(default=None, gt=0)
+
+
+class CSVDataConfig(_Strict):
+    """CSV files with a header row: features (numeric, categorical) and one label column per task."""
+
+    type: Literal["csv"]
+    train: Path
+    val: Path | None = None
+    test: Path | None = None
+    val_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_features(self) -> CSVDataConfig:
+        if not self.numeric and not self.categorical:
+            raise ValueError("name at least one feature column in numeric or categorical")
+        if self.val is not None and self.val_fraction:
+            raise ValueError("give either val (a file) or val_fraction, not both")
+        return self
+
+
+class ModelConfig(_Strict):
+    """The sharing scheme and its shared encoder."""
+
+    type: Literal["hard_sharing"] = "hard_sharing"
+    encoder: MLPConfig = Field(default_factory=MLPConfig)
+
+
+class StrategyConfig(_Strict):
+    """How per-task losses become one update."""
+
+    weighting: str = "ew"
+
+    @field_validator("weighting")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in weighting.names():
+            raise ValueError(f"unknown weighting {value!r}; allowed: {', '.join(weighting.names())}")
+        return value
+
+
+class OptimizerConfig(_Strict):
+    """The optimiser and its learning rate."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+
+
+class SchedulerConfig(_Strict):
+    """A learning-rate schedule stepped every epoch."""
+
+    name: Literal["cosine", "step"]
+    step_size: int = Field(default=10, gt=0)
+    gamma: float = Field(default=0.1, gt=0)
+
+
+class TrainingConfig(_Strict):
+    """The training budget and loop options (see `multitask.Trainer`)."""
+
+    epochs: int = Field(default=10, gt=0)
+    batch_size: int = Field(default=256, gt=0)
+    eval_batch_size: int = Field(default=8192, gt=0)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig | None = None
+    grad_clip: float | None = Field(default=None, gt=0)
+    mixed_precision: bool = False
+    monitor: str | None = None
+    patience: int | None = Field(default=None, gt=0)
+    checkpoint_every: int | None = Field(default=None, gt=0)
+    on_nonfinite: Literal["raise", "skip"] = "raise"
+    sampling: Sampling = "round_robin"
+    device: str | None = None
+
+
+class CompareConfig(_Strict):
+    """Which methods to train side by side on the same data and budget."""
+
+    methods: list[Literal["stl", "mtl"]] = Field(default=["stl", "mtl"], min_length=1)
+    transfer: list[tuple[str, str]] = Field(default_factory=list)
+    freeze_encoder: bool = False
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment: data, tasks, model, strategy, training and the comparison to run."""
+
+    name: str = "experiment"
+    output: Path | None = None
+    seed: int = 0
+    data: CensusDataConfig | CSVDataConfig = Field(discriminator="type")
+    tasks: list[TaskConfig] = Field(min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        names = [task.name for task in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique; got {names}")
+        if isinstance(self.data, CensusDataConfig):
+            unknown = [name for name in names if name not in CENSUS_TASKS]
+            if unknown:
+                raise ValueError(f"census_income has tasks {', '.join(CENSUS_TASKS)}; unknown: {', '.join(unknown)}")
+        for pair in self.compare.transfer:
+            missing = [name for name in pair if name not in names]
+            if missing or pair[0] == pair[1]:
+                raise ValueError(f"compare.transfer pair {list(pair)} must name two different tasks of {names}")
+        return self
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML config; relative data paths are taken from the config file's folder.
+
+    Raises:
+        ConfigError: The file is missing or not YAML, or the config is invalid; the message is one
+            line naming the field path and what is allowed.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from error
+    return parse_config(raw, base_dir=path.parent, source=str(path))
+
+
+def parse_config(raw: Any, *, base_dir: Path = Path(), source: str = "config") -> ExperimentConfig:
+    """Validate a config given as a mapping (as read from YAML); see `load_config`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (data, tasks, ...)")
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {describe_error(error, ExperimentConfig)}") from None
+    if isinstance(config.data, CSVDataConfig):
+        config = _resolve_paths(config, base_dir, source)
+    return config
+
+
+def _resolve_paths(config: ExperimentConfig, base_dir: Path, source: str) -> ExperimentConfig:
+    assert isinstance(config.data, CSVDataConfig)
+    updates: dict[str, Path] = {}
+    for field in ("train", "val", "test"):
+        value: Path | None = getattr(config.data, field)
+        if value is None:
+            continue
+        resolved = value if value.is_absolute() else base_dir / value
+        if not resolved.is_file():
+            raise ConfigError(f"{source}: data.{field}: file not found: {resolved}")
+        updates[field] = resolved
+    return config.model_copy(update={"data": config.data.model_copy(update=updates)})
+
+
+def describe_error(error: ValidationError, model: type[BaseModel]) -> str:
+    """The first validation error as one line: ``field.path: what is wrong (allowed: ...)``."""
+    first = error.errors()[0]
+    parts = [part for part in first["loc"] if part not in ("census_income", "csv")]  # drop the union's tag
+    location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    if first["type"] == "union_tag_invalid":
+        context = first.get("ctx", {})
+        location += ".type"
+        message = f"unknown type {context.get('tag')!r}; allowed: {context.get('expected_tags')}"
+    elif first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, [str(part) for part in first["loc"][:-1]])
+        message = f"unknown key; allowed keys: {', '.join(allowed)}" if allowed else "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif isinstance(value, str | int | float | bool) and first["type"] not in ("value_error", "assertion_error"):
+        message += f" (got {value!r})"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{location or '<root>'}: {message}{suffix}"
+
+
+def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    """Field names of the sub-model reached by following ``path`` from ``model`` (best effort)."""
+    current: Any = model
+    for part in path:
+        if part.isdigit():
+            continue
+        if part in ("census_income", "csv"):
+            current = CensusDataConfig if part == "census_income" else CSVDataConfig
+            continue
+        fields = getattr(current, "model_fields", {})
+        if part not in fields:
+            return []
+        annotation = fields[part].annotation
+        current = _model_in(annotation)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,31 @@
+"""The library's own exception types: each says what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class MultitaskError(Exception):
+    """Base class of every error raised on purpose by `multitask`."""
+
+
+class ConfigError(MultitaskError, ValueError):
+    """A configuration (file or arguments) is invalid: wrong key, type, value or unknown name."""
+
+
+class UnknownNameError(ConfigError):
+    """A method, loss, metric or dataset was asked for by a name that is not registered."""
+
+
+class DataError(MultitaskError, ValueError):
+    """Data cannot be used as given: empty, missing a task's labels, or inconsistent lengths."""
+
+
+class ShapeError(DataError):
+    """A tensor's shape does not match what the task, head or method expects."""
+
+
+class NonFiniteLossError(MultitaskError, FloatingPointError):
+    """A task's loss was NaN or infinite at some step (see ``Trainer(on_nonfinite=...)``)."""
+
+
+class CheckpointError(MultitaskError):
+    """A checkpoint is missing, truncated, corrupt or does not match the run being resumed."""

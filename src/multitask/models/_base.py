@@ -1,0 +1,43 @@
+"""The contract every sharing scheme meets: a batch in, one output per requested task out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+
+from torch import Tensor, nn
+
+from multitask.errors import ConfigError
+
+Batch = Mapping[str, Tensor]
+
+
+class MultiTaskModel(nn.Module, ABC):
+    """A model with one output per task and a known split of its parameters into shared and task-specific.
+
+    Subclasses implement `forward` and `shared_parameters`; the Trainer, the baselines and the
+    gradient-based strategies rely only on this interface.
+    """
+
+    task_names: tuple[str, ...]
+
+    @abstractmethod
+    def forward(self, batch: Batch, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Outputs ``{task: head output}`` for ``tasks`` (all tasks when None)."""
+
+    @abstractmethod
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters used by more than one task (those gradient aggregation acts on)."""
+
+    def task_specific_parameters(self) -> Iterator[nn.Parameter]:
+        """Every parameter that is not shared."""
+        shared = {id(p) for p in self.shared_parameters()}
+        return (p for p in self.parameters() if id(p) not in shared)
+
+    def _check_tasks(self, tasks: Sequence[str] | None) -> Sequence[str]:
+        if tasks is None:
+            return self.task_names
+        unknown = [name for name in tasks if name not in self.task_names]
+        if unknown:
+            raise ConfigError(f"unknown task(s) {unknown}; this model has {list(self.task_names)}")
+        return tasks

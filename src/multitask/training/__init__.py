@@ -1,0 +1,26 @@
+"""The training loop, its callbacks and checkpoints."""
+
+from multitask.training.callbacks import (
+    Callback,
+    CurvePlot,
+    MetricsLogger,
+    ProgressBar,
+    StepResult,
+    TensorBoardLogger,
+    plot_curves,
+)
+from multitask.training.checkpoint import load_checkpoint, save_checkpoint
+from multitask.training.trainer import Trainer
+
+__all__ = [
+    "Callback",
+    "CurvePlot",
+    "MetricsLogger",
+    "ProgressBar",
+    "StepResult",
+    "TensorBoardLogger",
+    "Trainer",
+    "load_checkpoint",
+    "plot_curves",
+    "save_checkpoint",
+]

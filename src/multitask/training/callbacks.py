@@ -1,0 +1,197 @@
+"""Callbacks: hooks into the training loop for progress, logs and plots (as Lightning's)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from multitask.training.checkpoint import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from multitask.training.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimisation step did."""
+
+    epoch: int
+    step: int
+    global_step: int
+    losses: dict[str, float]
+    weights: dict[str, float]
+    skipped: bool = False
+
+
+class Callback:
+    """Hooks are no-ops; override the ones you need. Whatever `state_dict` returns goes into checkpoints."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first step (also when resuming)."""
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+        """Before the first step of an epoch (``first_step > 0`` when resuming inside it)."""
+
+    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+        """After each optimisation step."""
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        """After validation, with the epoch's record (also appended to ``trainer.history``)."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """After the last epoch or early stop."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+
+def progress_wanted() -> bool:
+    """Progress bars only on an interactive terminal and never when ``CI`` is set."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch showing the running mean loss of each task."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(
+            total=num_steps, initial=first_step, desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True
+        )
+        self._sums, self._count = {}, 0
+
+    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+        self._count += 1
+        for name, value in step.losses.items():
+            if not math.isnan(value):
+                self._sums[name] = self._sums.get(name, 0.0) + value
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix({name: f"{total / self._count:.4f}" for name, total in self._sums.items()})
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _history_columns(history: Sequence[Mapping[str, float]]) -> list[str]:
+    columns: list[str] = []
+    for record in history:
+        columns += [key for key in record if key not in columns]
+    return columns
+
+
+class MetricsLogger(Callback):
+    """Writes the whole history to ``metrics.csv`` and ``metrics.jsonl`` in the run folder after each epoch.
+
+    The files are rewritten atomically from ``trainer.history``, so a resumed run never shows a
+    duplicated or half-written epoch.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        write_history(trainer.history, self.directory)
+
+
+def write_history(history: Sequence[Mapping[str, float]], directory: Path) -> None:
+    """``metrics.csv`` (one row an epoch) and ``metrics.jsonl`` (one JSON object an epoch) in ``directory``."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=_history_columns(history))
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(directory / "metrics.csv", text.getvalue().encode())
+    lines = "".join(json.dumps(dict(record)) + "\n" for record in history)
+    atomic_write_bytes(directory / "metrics.jsonl", lines.encode())
+
+
+class TensorBoardLogger(Callback):
+    """Epoch scalars to TensorBoard (``RUN_DIR/tensorboard``); created only when tensorboard is installed."""
+
+    def __init__(self, directory: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=str(directory))
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        epoch = int(record["epoch"])
+        for key, value in record.items():
+            if key != "epoch" and not math.isnan(value):
+                self._writer.add_scalar(key, value, epoch)
+        self._writer.flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._writer.close()
+
+
+def tensorboard_available() -> bool:
+    """Whether ``torch.utils.tensorboard`` can be used (the ``tensorboard`` package is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class CurvePlot(Callback):
+    """At the end of training, ``curves.png``: per task, training and validation loss and each validation metric."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if trainer.history:
+            plot_curves(trainer.history, trainer.task_names, self.directory / "curves.png")
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path) -> None:
+    """One row of panels per task: losses (train and validation), then each validation metric by epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [int(record["epoch"]) + 1 for record in history]
+    columns = _history_columns(history)
+    metric_keys = {
+        name: [key for key in columns if key.startswith(f"val/{name}/") and not key.endswith("/loss")]
+        for name in task_names
+    }
+    width = 1 + max((len(keys) for keys in metric_keys.values()), default=0)
+    figure, axes = plt.subplots(len(task_names), width, figsize=(3.6 * width, 2.8 * len(task_names)), squeeze=False)
+    for row, name in enumerate(task_names):
+        for split in ("train", "val"):
+            key = f"{split}/{name}/loss"
+            if key in columns:
+                axes[row][0].plot(epochs, [r.get(key, math.nan) for r in history], marker="o", label=split)
+        axes[row][0].set_title(f"{name}: loss")
+        axes[row][0].legend()
+        for col, key in enumerate(metric_keys[name], start=1):
+            axes[row][col].plot(epochs, [r.get(key, math.nan) for r in history], marker="o", color="C1")
+            axes[row][col].set_title(f"{name}: {key.rsplit('/', 1)[1]} (val)")
+        for col in range(len(metric_keys[name]) + 1, width):
+            axes[row][col].axis("off")
+        for ax in axes[row]:
+            ax.set_xlabel("epoch")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

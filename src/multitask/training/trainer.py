@@ -1,0 +1,521 @@
+"""`Trainer`: the one training loop every strategy plugs into, with validation, early stopping and resume."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from multitask.data._loaders import Sampling, Step
+from multitask.errors import CheckpointError, ConfigError, NonFiniteLossError
+from multitask.metrics import delta_m
+from multitask.models._base import MultiTaskModel
+from multitask.strategy import Strategy
+from multitask.tasks import Task, TaskEvaluation
+from multitask.training import checkpoint as ckpt
+from multitask.training._data import Data, TaskData
+from multitask.training.callbacks import (
+    Callback,
+    CurvePlot,
+    MetricsLogger,
+    ProgressBar,
+    StepResult,
+    TensorBoardLogger,
+    progress_wanted,
+    tensorboard_available,
+)
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+Results = dict[str, dict[str, float]]
+
+
+class Trainer:
+    """Fits a `MultiTaskModel` on its tasks with a `Strategy`; evaluates and predicts.
+
+    Each step: forward the step's batches, compute each task's loss over its labelled samples
+    (losses ``[T]``), ask the strategy for the objective, back-propagate, clip, step. After each
+    epoch: validate, log, select the best model on ``monitor``, stop early after ``patience`` epochs
+    without improvement. With a ``run_dir`` the trainer writes checkpoints (every
+    ``checkpoint_every`` steps and after every epoch), ``metrics.csv``/``metrics.jsonl``,
+    TensorBoard scalars when tensorboard is installed, ``curves.png`` and the final ``model.pt``;
+    ``fit(resume=True)`` continues from the newest checkpoint, replaying the same batches.
+
+    Args:
+        model: The multi-task model.
+        tasks: Its tasks (names must match the model's).
+        strategy: How per-task losses become the update; equal weighting by default.
+        optimizer: ``params -> Optimizer``; Adam with ``lr`` by default.
+        lr: Learning rate of the default optimizer.
+        scheduler: ``optimizer -> LRScheduler``, stepped after every epoch or step (``scheduler_interval``).
+        scheduler_interval: ``"epoch"`` or ``"step"``.
+        max_epochs: Number of epochs.
+        batch_size: Rows per batch (per task batch with multi-input data).
+        eval_batch_size: Rows per batch when evaluating or predicting.
+        sampling: Task sampling rule with multi-input data (see `multitask.data.MultiInputLoader`).
+        tasks_per_step: Tasks drawn per step with multi-input data (None: all).
+        steps_per_epoch: Steps per epoch with multi-input data (None: the loader's default).
+        shuffle: Draw training batches in a new random order every epoch; False keeps the data order.
+        monitor: Validation key that selects the best model: ``"val/loss"`` (mean task loss),
+            ``"val/TASK/METRIC"``, or ``"val/delta_m"`` (needs ``baseline``). Defaults to
+            ``val/delta_m`` with a baseline, else ``val/loss``.
+        patience: Stop after this many epochs without improvement of ``monitor`` (None: never).
+        restore_best: Load the best epoch's weights at the end of `fit`.
+        baseline: ``{task: {metric: value}}`` on the validation split (e.g. single-task results), for Δm.
+        grad_clip: Clip the global gradient norm to this value.
+        mixed_precision: Autocast the forward pass (float16 with loss scaling on CUDA, bfloat16 on CPU).
+        device: Where to train; CUDA when available, else CPU.
+        on_nonfinite: A NaN/inf task loss either raises `NonFiniteLossError` (``"raise"``) or skips
+            the step without touching the weights (``"skip"``; counted in ``skipped_steps``).
+        run_dir: Folder for checkpoints, logs and plots; None keeps everything in memory.
+        checkpoint_every: Also checkpoint every this many steps (epochs always end with one).
+        keep_checkpoints: How many checkpoints to keep.
+        callbacks: Extra callbacks.
+        progress: Show progress bars; None shows them on a terminal unless ``CI`` is set.
+        seed: Seeds the data order and, at the start of a fresh `fit`, PyTorch's global generator.
+    """
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        tasks: Sequence[Task],
+        *,
+        strategy: Strategy | None = None,
+        optimizer: OptimizerFactory | None = None,
+        lr: float = 1e-3,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        max_epochs: int = 10,
+        batch_size: int = 256,
+        eval_batch_size: int = 4096,
+        sampling: Sampling = "round_robin",
+        tasks_per_step: int | None = None,
+        steps_per_epoch: int | None = None,
+        shuffle: bool = True,
+        monitor: str | None = None,
+        patience: int | None = None,
+        restore_best: bool = True,
+        baseline: Mapping[str, Mapping[str, float]] | None = None,
+        grad_clip: float | None = None,
+        mixed_precision: bool = False,
+        device: str | torch.device | None = None,
+        on_nonfinite: Literal["raise", "skip"] = "raise",
+        run_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        keep_checkpoints: int = 2,
+        callbacks: Sequence[Callback] = (),
+        progress: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(model, MultiTaskModel):
+            raise ConfigError(
+                f"model must be a multitask MultiTaskModel (e.g. HardSharing); got {type(model).__name__}"
+            )
+        if [t.name for t in tasks] != list(model.task_names):
+            raise ConfigError(f"tasks {[t.name for t in tasks]} do not match the model's {list(model.task_names)}")
+        _check_positive(max_epochs=max_epochs, batch_size=batch_size, eval_batch_size=eval_batch_size)
+        _check_positive(patience=patience, grad_clip=grad_clip, checkpoint_every=checkpoint_every, lr=lr)
+        if on_nonfinite not in ("raise", "skip"):
+            raise ConfigError(f"on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ConfigError(f"scheduler_interval must be 'epoch' or 'step'; got {scheduler_interval!r}")
+        self.device = torch.device(device) if device is not None else _default_device()
+        self.model = model.to(self.device)
+        self.tasks = {task.name: task for task in tasks}
+        self.task_names = tuple(self.tasks)
+        self.strategy = (strategy if strategy is not None else Strategy()).to(self.device)
+        self._parameters = _unique([*self.model.parameters(), *self.strategy.parameters()])
+        self.optimizer = (optimizer or (lambda params: torch.optim.Adam(params, lr=lr)))(self._parameters)
+        self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
+        self.scheduler_interval = scheduler_interval
+        self.max_epochs, self.batch_size, self.eval_batch_size = max_epochs, batch_size, eval_batch_size
+        self.sampling, self.tasks_per_step, self.steps_per_epoch = sampling, tasks_per_step, steps_per_epoch
+        self.shuffle = shuffle
+        self.baseline = {t: dict(m) for t, m in baseline.items()} if baseline is not None else None
+        self.monitor = monitor
+        self.patience, self.restore_best = patience, restore_best
+        self.grad_clip, self.on_nonfinite = grad_clip, on_nonfinite
+        self.mixed_precision = mixed_precision
+        self._amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=mixed_precision and self.device.type == "cuda")
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
+        self.seed = seed
+        self.callbacks = list(callbacks) + self._default_callbacks(progress)
+        # progress of the run; all of it goes into checkpoints
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.skipped_steps = 0
+        self.history: list[dict[str, float]] = []
+        self.best_score = math.nan
+        self.best_epoch = -1
+        self._bad_epochs = 0
+        self._stopped = False
+        self._best_state: dict[str, Tensor] | None = None
+        self._epoch_sums = torch.zeros(len(tasks), dtype=torch.float64)
+        self._epoch_counts = torch.zeros(len(tasks), dtype=torch.float64)
+        self._weight_sums = torch.zeros(len(tasks), dtype=torch.float64)
+        self._updates_in_epoch = 0
+        self._epoch_seconds = math.nan
+
+    def _default_callbacks(self, progress: bool | None) -> list[Callback]:
+        result: list[Callback] = []
+        if progress or (progress is None and progress_wanted()):
+            result.append(ProgressBar())
+        if self.run_dir is not None:
+            result += [MetricsLogger(self.run_dir), CurvePlot(self.run_dir)]
+            if tensorboard_available():
+                result.append(TensorBoardLogger(self.run_dir / "tensorboard"))
+        return result
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Data, val: Data | None = None, *, resume: bool = False) -> list[dict[str, float]]:
+        """Train for ``max_epochs`` (or until early stopping) and return the per-epoch history.
+
+        Args:
+            train: One dataset whose rows carry every task's labels, or ``{task: dataset}``.
+            val: Validation data of the same form, for per-epoch metrics, model selection and early stopping.
+            resume: Continue from the newest checkpoint in ``run_dir`` (a fresh start when there is none).
+        """
+        tasks = list(self.tasks.values())
+        train_data = TaskData(train, tasks, role="training")
+        val_data = TaskData(val, tasks, role="validation") if val is not None else None
+        monitor = self._resolve_monitor(val_data)
+        if self.patience is not None and val_data is None:
+            raise ConfigError("early stopping (patience) needs validation data: fit(train, val)")
+        loader = train_data.loader(
+            self.task_names, self.batch_size, self.sampling, self.tasks_per_step, self.steps_per_epoch, self.shuffle
+        )
+        if resume:
+            self._resume()
+        else:
+            torch.manual_seed(self.seed)
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
+        while self.epoch < self.max_epochs and not self._stopped:
+            self._run_epoch(loader.epoch(self.epoch, self.seed, self.step_in_epoch), len(loader))
+            record = self._end_epoch(val_data, monitor)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, record)
+            self._save_checkpoint()
+        if self.restore_best and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        if self.run_dir is not None:
+            ckpt.save_checkpoint(self.run_dir / "model.pt", {"model": self.model.state_dict()})
+        for callback in self.callbacks:
+            callback.on_fit_end(self)
+        return self.history
+
+    def _run_epoch(self, steps: Iterator[Step], num_steps: int) -> None:
+        started = time.perf_counter()
+        for callback in self.callbacks:
+            callback.on_epoch_start(self, self.epoch, num_steps, self.step_in_epoch)
+        for groups in steps:
+            result = self._train_step(groups)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            for callback in self.callbacks:
+                callback.on_step_end(self, result)
+            if self.checkpoint_every is not None and self.global_step % self.checkpoint_every == 0:
+                self._save_checkpoint()
+        self._epoch_seconds = time.perf_counter() - started
+
+    def _train_step(self, groups: Step) -> StepResult:
+        self.model.train()
+        losses: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        with self._autocast():
+            for batch, names in groups:
+                batch = self._to_device(batch)
+                outputs = self.model(batch, names)
+                for name in names:
+                    losses[name], counts[name] = self.tasks[name].compute_loss(outputs[name].float(), batch)
+        zero = torch.zeros((), device=self.device)
+        loss_vector = torch.stack([losses.get(name, zero).float() for name in self.task_names])
+        values = loss_vector.detach().double().cpu()
+        self.optimizer.zero_grad(set_to_none=True)
+        bad = [name for name, value in zip(self.task_names, values.tolist(), strict=True) if not math.isfinite(value)]
+        if bad:
+            where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
+            if self.on_nonfinite == "raise":
+                raise NonFiniteLossError(
+                    f"non-finite loss for task(s) {bad} at {where}: {self._loss_dict(values, counts)}; "
+                    "lower the learning rate, clip gradients, or pass on_nonfinite='skip'"
+                )
+            self.skipped_steps += 1
+            return StepResult(
+                self.epoch, self.step_in_epoch, self.global_step, self._loss_dict(values, counts), {}, True
+            )
+        objective, weights = self.strategy.objective(loss_vector)
+        self.scaler.scale(objective).backward()  # type: ignore[no-untyped-call]
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self._parameters, self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        present = torch.tensor([float(counts.get(name, 0)) for name in self.task_names], dtype=torch.float64)
+        self._epoch_sums += values * present
+        self._epoch_counts += present
+        weight_values = weights.double().cpu()
+        self._weight_sums += weight_values
+        self._updates_in_epoch += 1
+        return StepResult(
+            self.epoch,
+            self.step_in_epoch,
+            self.global_step,
+            self._loss_dict(values, counts),
+            dict(zip(self.task_names, weight_values.tolist(), strict=True)),
+        )
+
+    def _loss_dict(self, values: Tensor, counts: Mapping[str, int]) -> dict[str, float]:
+        pairs = zip(self.task_names, values.tolist(), strict=True)
+        return {name: (value if counts.get(name, 0) > 0 else math.nan) for name, value in pairs}
+
+    def _end_epoch(self, val_data: TaskData | None, monitor: str | None) -> dict[str, float]:
+        record: dict[str, float] = {"epoch": float(self.epoch)}
+        train_means = self._epoch_sums / self._epoch_counts.clamp(min=1)
+        train_means[self._epoch_counts == 0] = math.nan
+        for name, value in zip(self.task_names, train_means.tolist(), strict=True):
+            record[f"train/{name}/loss"] = value
+        mean_weights = self._weight_sums / max(self._updates_in_epoch, 1)
+        for name, value in zip(self.task_names, mean_weights.tolist(), strict=True):
+            record[f"weight/{name}"] = value
+        if val_data is not None:
+            record.update(self._validation_record(val_data))
+        record["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        record["time/epoch_s"] = self._epoch_seconds
+        self.history.append(record)
+        if monitor is not None:
+            self._update_best(record[monitor], monitor)
+        self.strategy.on_epoch_end(self.epoch, train_means.to(self.device, torch.float32))
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            self.scheduler.step()
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self._epoch_sums.zero_()
+        self._epoch_counts.zero_()
+        self._weight_sums.zero_()
+        self._updates_in_epoch = 0
+        return record
+
+    def _validation_record(self, val_data: TaskData) -> dict[str, float]:
+        evaluations = self._evaluate(val_data)
+        record: dict[str, float] = {}
+        for name, evaluation in evaluations.items():
+            record[f"val/{name}/loss"] = evaluation.loss
+            for metric, value in evaluation.metrics.items():
+                record[f"val/{name}/{metric}"] = value
+        record["val/loss"] = _nanmean([e.loss for e in evaluations.values()])
+        if self.baseline is not None:
+            results = {name: e.metrics for name, e in evaluations.items() if name in self.baseline}
+            record["val/delta_m"] = self._delta_m(results)
+        return record
+
+    def _delta_m(self, results: Mapping[str, Mapping[str, float]]) -> float:
+        assert self.baseline is not None
+        selected = {t: {m: v for m, v in metrics.items() if m in self.baseline[t]} for t, metrics in results.items()}
+        directions = {t: {m: self.tasks[t].metric_fns[m].higher_is_better for m in ms} for t, ms in selected.items()}
+        return delta_m(selected, self.baseline, directions)
+
+    def _resolve_monitor(self, val_data: TaskData | None) -> str | None:
+        if val_data is None:
+            if self.monitor is not None:
+                raise ConfigError(f"monitor {self.monitor!r} needs validation data: fit(train, val)")
+            return None
+        allowed = ["val/loss"] + [f"val/{t.name}/{m}" for t in self.tasks.values() for m in ("loss", *t.metric_fns)]
+        if self.baseline is not None:
+            unknown = [t for t in self.baseline if t not in self.tasks]
+            if unknown:
+                raise ConfigError(f"baseline has unknown task(s) {unknown}; tasks are {list(self.task_names)}")
+            allowed.insert(0, "val/delta_m")
+        monitor = self.monitor or allowed[0]
+        if monitor not in allowed:
+            raise ConfigError(f"unknown monitor {monitor!r}; allowed: {', '.join(allowed)}")
+        return monitor
+
+    def _higher_is_better(self, monitor: str) -> bool:
+        if monitor == "val/delta_m":
+            return True
+        parts = monitor.split("/")
+        if len(parts) == 3 and parts[2] != "loss":
+            return self.tasks[parts[1]].metric_fns[parts[2]].higher_is_better
+        return False
+
+    def _update_best(self, score: float, monitor: str) -> None:
+        sign = 1.0 if self._higher_is_better(monitor) else -1.0
+        improved = not math.isnan(score) and (math.isnan(self.best_score) or sign * (score - self.best_score) > 0)
+        if improved:
+            self.best_score, self.best_epoch, self._bad_epochs = score, self.epoch, 0
+            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        else:
+            self._bad_epochs += 1
+            if self.patience is not None and self._bad_epochs >= self.patience:
+                self._stopped = True
+
+    # ------------------------------------------------------------------ evaluate / predict
+    def evaluate(self, data: Data) -> Results:
+        """``{task: {"loss": ..., metric: ...}}`` on ``data`` (labelled samples only)."""
+        evaluations = self._evaluate(TaskData(data, list(self.tasks.values()), role="evaluation"))
+        return {name: {"loss": e.loss, **e.metrics} for name, e in evaluations.items()}
+
+    def _evaluate(self, data: TaskData) -> dict[str, TaskEvaluation]:
+        predictions = self._collect(data, with_labels=True)
+        return {
+            name: self.tasks[name].evaluate(prediction, target, mask)
+            for name, (prediction, target, mask) in predictions.items()
+        }
+
+    def predict(self, data: Data) -> dict[str, Tensor]:
+        """``{task: predictions}`` on CPU: probabilities for classification tasks, values for regression."""
+        collected = self._collect(
+            TaskData(data, list(self.tasks.values()), role="prediction", labelled=False), with_labels=False
+        )
+        return {name: self.tasks[name].transform_output(outputs) for name, (outputs, _, _) in collected.items()}
+
+    @torch.no_grad()
+    def _collect(self, data: TaskData, with_labels: bool) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+        self.model.eval()
+        parts: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {name: [] for name in self.task_names}
+        for batch, names in data.eval_groups(self.eval_batch_size, self.task_names):
+            device_batch = self._to_device(batch)
+            with self._autocast():
+                outputs = self.model(device_batch, names)
+            for name in names:
+                output = outputs[name].float().cpu()
+                if with_labels:
+                    target, mask = self.tasks[name].labels(batch)
+                else:
+                    target = mask = torch.empty(0)
+                parts[name].append((output, target, mask))
+        return {
+            name: (
+                torch.cat([p[0] for p in chunks]),
+                torch.cat([p[1] for p in chunks]),
+                torch.cat([p[2] for p in chunks]),
+            )
+            for name, chunks in parts.items()
+            if chunks
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly: weights, optimiser, strategy, RNG, data position."""
+        return {
+            "format": 1,
+            "task_names": list(self.task_names),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "callbacks": {type(callback).__name__: callback.state_dict() for callback in self.callbacks},
+            "rng": ckpt.capture_rng_state(),
+            "progress": {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+                "skipped_steps": self.skipped_steps,
+                "stopped": self._stopped,
+            },
+            "epoch_accumulators": {
+                "loss_sums": self._epoch_sums,
+                "label_counts": self._epoch_counts,
+                "weight_sums": self._weight_sums,
+                "updates": self._updates_in_epoch,
+            },
+            "history": self.history,
+            "best": {
+                "score": self.best_score,
+                "epoch": self.best_epoch,
+                "bad_epochs": self._bad_epochs,
+                "state": self._best_state,
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state from `state_dict` (the model and optimiser must be built the same way)."""
+        if state.get("task_names") != list(self.task_names):
+            raise CheckpointError(
+                f"checkpoint is for tasks {state.get('task_names')}, this trainer has {list(self.task_names)}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.strategy.load_state_dict(state["strategy"])
+        for callback in self.callbacks:  # by class name: display-only callbacks may come and go
+            if type(callback).__name__ in state["callbacks"]:
+                callback.load_state_dict(state["callbacks"][type(callback).__name__])
+        ckpt.restore_rng_state(state["rng"])
+        progress = state["progress"]
+        self.epoch, self.step_in_epoch = progress["epoch"], progress["step_in_epoch"]
+        self.global_step, self.skipped_steps = progress["global_step"], progress["skipped_steps"]
+        self._stopped = progress["stopped"]
+        accumulators = state["epoch_accumulators"]
+        self._epoch_sums = accumulators["loss_sums"].clone()
+        self._epoch_counts = accumulators["label_counts"].clone()
+        self._weight_sums = accumulators["weight_sums"].clone()
+        self._updates_in_epoch = accumulators["updates"]
+        self.history = [dict(record) for record in state["history"]]
+        best = state["best"]
+        self.best_score, self.best_epoch, self._bad_epochs = best["score"], best["epoch"], best["bad_epochs"]
+        self._best_state = best["state"]
+
+    def _save_checkpoint(self) -> None:
+        if self.run_dir is None:
+            return
+        directory = self.run_dir / "checkpoints"
+        ckpt.save_checkpoint(ckpt.checkpoint_path(directory, self.global_step), self.state_dict())
+        ckpt.prune_checkpoints(directory, self.keep_checkpoints)
+
+    def _resume(self) -> None:
+        if self.run_dir is None:
+            raise ConfigError("resume needs a run_dir holding checkpoints")
+        checkpoints = ckpt.list_checkpoints(self.run_dir / "checkpoints")
+        if not checkpoints:
+            warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'}; starting from scratch", stacklevel=3)
+            torch.manual_seed(self.seed)
+            return
+        self.load_state_dict(ckpt.load_checkpoint(checkpoints[-1], map_location=self.device))
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.mixed_precision:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self._amp_dtype)
+
+    def _to_device(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _unique(parameters: list[nn.Parameter]) -> list[nn.Parameter]:
+    seen: set[int] = set()
+    return [p for p in parameters if not (id(p) in seen or seen.add(id(p)))]  # type: ignore[func-returns-value]
+
+
+def _check_positive(**values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name} must be positive; got {value}")
+
+
+def _nanmean(values: list[float]) -> float:
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan
