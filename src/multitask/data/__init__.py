@@ -1,0 +1,18 @@
+"""Datasets and multi-task batching: in-memory tables, task samplers, bundled and public data loaders."""
+
+from multitask.data._census import load_census_income
+from multitask.data._dataset import ArrayDataset
+from multitask.data._loaders import MultiInputLoader, SingleInputLoader
+from multitask.data._tabular import TabularData, TabularEncoder, TargetSpec, load_tabular, read_csv_columns
+
+__all__ = [
+    "ArrayDataset",
+    "MultiInputLoader",
+    "SingleInputLoader",
+    "TabularData",
+    "TabularEncoder",
+    "TargetSpec",
+    "load_census_income",
+    "load_tabular",
+    "read_csv_columns",
+]

@@ -1,0 +1,547 @@
+"""Tabular data from CSV files: read string columns, encode features and targets, build datasets."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import repeat
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal, NoReturn, get_args
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from multitask.data._dataset import ArrayDataset
+from multitask.errors import ConfigError, DataError
+
+StrPath = str | PathLike[str]
+Columns = Mapping[str, NDArray[Any]]
+#: What `TabularEncoder` accepts: column name -> 1-D array (or sequence) of cells.
+ColumnsLike = Mapping[str, NDArray[Any] | Sequence[Any]]
+TargetKind = Literal["binary", "multiclass", "regression"]
+
+#: Cells that mean "no value" in numeric and label columns (compared after strip + lower-casing).
+MISSING_VALUES = frozenset({"", "?", "na", "n/a", "nan", "null"})
+#: Class index of a missing multiclass label (PyTorch's default ``ignore_index``).
+IGNORE_INDEX = -100
+
+
+def _is_missing(values: NDArray[Any]) -> NDArray[np.bool_]:
+    if values.dtype.kind in "fc":
+        return np.asarray(np.isnan(values), dtype=bool)
+    if values.dtype.kind in "iub":
+        return np.zeros(len(values), dtype=bool)
+    # map() chains run at C speed: this is called on every numeric and label column.
+    lowered = map(str.lower, map(str.strip, map(str, values.tolist())))
+    return np.fromiter(map(MISSING_VALUES.__contains__, lowered), bool, len(values))
+
+
+def _to_float(values: NDArray[Any], what: str, hint: str = "") -> NDArray[np.float64]:
+    """Parse a column to float64; missing cells become NaN."""
+    try:  # fast path: numbers, or strings without missing markers other than "nan"
+        return values.astype(np.float64)
+    except ValueError:
+        pass
+    missing = _is_missing(values)
+    out = np.full(len(values), np.nan)
+    try:
+        out[~missing] = values[~missing].astype(np.float64)
+    except ValueError:
+        bad = next(v for v in values[~missing] if not _parses_as_float(v))
+        raise DataError(
+            f"{what} must be numeric but holds {bad!r}; {hint}mark missing cells with one of {sorted(MISSING_VALUES)}"
+        ) from None
+    return out
+
+
+def _parses_as_float(value: Any) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+class TabularEncoder:
+    """Turns string columns into a float32 feature matrix: standardised numbers, one-hot categories.
+
+    Everything is learned from the rows passed to `fit` (the training split) and reused by `transform`:
+
+    - numeric columns: ``(value - mean) / std`` with the training mean and (population) std; a constant
+      column uses std 1; missing cells (see `MISSING_VALUES`) are filled with the training mean, i.e. 0.
+    - categorical columns: one-hot over the sorted categories seen in training, one block per column.
+      Values are used verbatim, so a marker such as ``"?"`` is a category of its own. A category never
+      seen in training encodes as an all-zero block (no error): the model sees "none of the known ones".
+
+    Features are ordered numeric columns first, then the categorical blocks, each in the order given.
+
+    Args:
+        numeric: Names of the numeric columns.
+        categorical: Names of the categorical columns.
+
+    Raises:
+        ConfigError: No column at all, or a column listed twice.
+
+    Example:
+        >>> enc = TabularEncoder(numeric=["age"], categorical=["job"])
+        >>> cols = {"age": np.array(["20", "40"]), "job": np.array(["a", "b"])}
+        >>> enc.fit(cols).transform({"age": np.array(["30"]), "job": np.array(["c"])})
+        array([[0., 0., 0.]], dtype=float32)
+        >>> enc.feature_names
+        ['age', 'job=a', 'job=b']
+    """
+
+    def __init__(self, numeric: Sequence[str] = (), categorical: Sequence[str] = ()) -> None:
+        names = [*numeric, *categorical]
+        if not names:
+            raise ConfigError("TabularEncoder needs at least one numeric or categorical column")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"columns {repeated} are listed more than once in numeric/categorical")
+        self.numeric = list(numeric)
+        self.categorical = list(categorical)
+        self.means_: NDArray[np.float64] | None = None
+        self.stds_: NDArray[np.float64] | None = None
+        self.categories_: dict[str, list[str]] = {}
+
+    def fit(self, columns: ColumnsLike) -> TabularEncoder:
+        """Learn means, stds and vocabularies from ``columns`` (name -> 1-D array of cells)."""
+        columns, n = self._select(columns)
+        numbers = self._numbers(columns, n)
+        counts = np.sum(~np.isnan(numbers), axis=0)
+        if np.any(counts == 0):
+            empty = [name for name, count in zip(self.numeric, counts, strict=True) if count == 0]
+            raise DataError(f"numeric columns {empty} have no values in the training rows; drop them")
+        self.means_ = np.nanmean(numbers, axis=0)
+        stds = np.nanstd(numbers, axis=0)
+        self.stds_ = np.where(stds > 0, stds, 1.0)
+        self.categories_ = {name: sorted(set(columns[name].tolist())) for name in self.categorical}
+        return self
+
+    def transform(self, columns: ColumnsLike) -> NDArray[np.float32]:
+        """Encode ``columns`` with what `fit` learned; returns ``features [n, num_features]`` float32."""
+        if self.means_ is None or self.stds_ is None:
+            raise DataError("TabularEncoder is not fitted; call fit(train_columns) first")
+        columns, n = self._select(columns)
+        out = np.zeros((n, self.num_features), dtype=np.float32)
+        numbers = self._numbers(columns, n)
+        numbers = np.where(np.isnan(numbers), self.means_, numbers)
+        out[:, : len(self.numeric)] = (numbers - self.means_) / self.stds_
+        offset = len(self.numeric)
+        for name in self.categorical:
+            vocab = self.categories_[name]
+            index = {category: i for i, category in enumerate(vocab)}
+            codes = np.fromiter(map(index.get, columns[name].tolist(), repeat(-1)), np.int64, n)
+            rows = np.flatnonzero(codes >= 0)
+            out[rows, offset + codes[rows]] = 1.0
+            offset += len(vocab)
+        return out
+
+    def fit_transform(self, columns: ColumnsLike) -> NDArray[np.float32]:
+        """`fit` then `transform` the same rows."""
+        return self.fit(columns).transform(columns)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """One name per output column: ``"age"``, then ``"education=Bachelors"`` style one-hot names."""
+        if self.means_ is None:
+            raise DataError("TabularEncoder is not fitted; call fit(train_columns) first")
+        one_hot = [f"{name}={category}" for name in self.categorical for category in self.categories_[name]]
+        return [*self.numeric, *one_hot]
+
+    @property
+    def num_features(self) -> int:
+        """Width of `transform`'s output."""
+        return len(self.feature_names)
+
+    def _select(self, columns: ColumnsLike) -> tuple[dict[str, NDArray[Any]], int]:
+        """The used columns as 1-D arrays, and their common length."""
+        missing = [name for name in [*self.numeric, *self.categorical] if name not in columns]
+        if missing:
+            raise DataError(f"columns {missing} are missing; available columns: {sorted(columns)}")
+        arrays = {name: np.asarray(columns[name]) for name in [*self.numeric, *self.categorical]}
+        lengths = {name: array.shape[0] if array.ndim == 1 else -1 for name, array in arrays.items()}
+        if len(set(lengths.values())) != 1 or min(lengths.values()) <= 0:
+            raise DataError(f"feature columns must be 1-D, non-empty and of equal length; got lengths {lengths}")
+        return arrays, next(iter(lengths.values()))
+
+    def _numbers(self, columns: dict[str, NDArray[Any]], n: int) -> NDArray[np.float64]:
+        hint = "declare it categorical, or "
+        parsed = [_to_float(columns[name], f"numeric column {name!r}", hint) for name in self.numeric]
+        return np.stack(parsed, axis=1) if parsed else np.empty((n, 0))
+
+
+def read_csv_columns(
+    path: StrPath,
+    *,
+    header: bool = True,
+    names: Sequence[str] | None = None,
+    usecols: Sequence[str] | None = None,
+    skipinitialspace: bool = True,
+    delimiter: str = ",",
+) -> dict[str, NDArray[np.object_]]:
+    """Read a CSV file into columns of strings (NumPy object arrays), one per column name.
+
+    Blank lines are skipped. Cells are not converted: parsing is the encoders' job.
+
+    Args:
+        path: The CSV file.
+        header: Whether the first row holds the column names.
+        names: Column names to use instead (required width: every row's); with ``header=True`` they
+            replace the header row. Without header or names, columns are named ``"0"``, ``"1"``, ...
+        usecols: Return only these columns (default: all), in this order.
+        skipinitialspace: Drop spaces right after each delimiter (``"a, b"`` reads as ``["a", "b"]``).
+        delimiter: The field separator.
+
+    Returns:
+        ``{column name: 1-D object array of str}``, all of the same length.
+
+    Raises:
+        DataError: The file is missing or has no data rows, a row has the wrong number of fields
+            (the message names the line), names repeat, or ``usecols`` names an unknown column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CSV file not found: {path} (resolved to {path.resolve()}); check the path")
+    with path.open(newline="", encoding="utf-8") as file, _gc_paused():
+        reader = csv.reader(file, delimiter=delimiter, skipinitialspace=skipinitialspace)
+        header_row = next(filter(None, reader), None) if header else None
+        rows = list(filter(None, reader))  # blank lines read as [] and are dropped
+    if header_row is not None and names is not None and len(header_row) != len(names):
+        raise DataError(f"`names` has {len(names)} entries but the header of {path} has {len(header_row)}")
+    width = len(names) if names is not None else len(header_row) if header_row is not None else None
+    if rows and set(map(len, rows)) != {width or len(rows[0])}:
+        _raise_ragged(path, header_row is not None, width, delimiter, skipinitialspace)
+    if not rows:
+        raise DataError(f"{path} has no data rows")
+    columns_names = list(names) if names is not None else header_row or [str(i) for i in range(len(rows[0]))]
+    repeated = sorted({name for name in columns_names if columns_names.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: column names {repeated} appear more than once; pass unique `names`")
+    wanted = list(usecols) if usecols is not None else columns_names
+    unknown = [name for name in wanted if name not in columns_names]
+    if unknown:
+        raise DataError(f"{path} has no column(s) {unknown}; available columns: {columns_names}")
+    table = np.array(rows, dtype=object)  # [rows, columns]: every row has the same width
+    return {name: table[:, columns_names.index(name)].copy() for name in wanted}
+
+
+def _raise_ragged(path: Path, has_header: bool, width: int | None, delimiter: str, skip: bool) -> NoReturn:
+    """Find the first row whose width differs (slow path, only on error) and say where it is."""
+    source = "`names`" if width is not None and not has_header else "the header" if has_header else "line 1"
+    with path.open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file, delimiter=delimiter, skipinitialspace=skip)
+        for row in reader:
+            if not row:
+                continue
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                raise DataError(
+                    f"{path}, line {reader.line_num}: found {len(row)} fields, expected {width} "
+                    f"(the width of {source}); fix or remove that row"
+                )
+    raise AssertionError("unreachable: a ragged row was detected")  # pragma: no cover
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: building millions of row lists (none of them cyclic) otherwise
+    triggers it over and over, which doubles the time to read a large file."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Where a task's labels are and how to read them.
+
+    Args:
+        column: The CSV column holding the labels.
+        kind: ``"binary"``: float32 0/1 labels. The cells must be 0/1, or exactly two distinct strings
+            (the later one in sorted order is 1), unless ``positive`` is given: then label =
+            ``cell == positive`` for any cell. ``"multiclass"``: int64 class indices into the sorted
+            classes seen in training. ``"regression"``: float32 values.
+        positive: For ``"binary"`` only: the cell value that means 1.
+
+    Missing cells (see `MISSING_VALUES`) become NaN (binary, regression) or ``IGNORE_INDEX`` (multiclass),
+    which the tasks mask out of their losses.
+    """
+
+    column: str
+    kind: TargetKind
+    positive: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(TargetKind):
+            raise ConfigError(f"target kind must be one of {get_args(TargetKind)}; got {self.kind!r}")
+        if self.positive is not None and self.kind != "binary":
+            raise ConfigError(f"`positive` applies to binary targets only; column {self.column!r} is {self.kind}")
+
+
+TargetLike = TargetSpec | Mapping[str, Any] | str
+
+
+def as_target_spec(task: str, target: TargetLike) -> TargetSpec:
+    """Accept a `TargetSpec`, a mapping such as ``{"column": "y", "kind": "binary"}`` (column defaults to
+    the task name) or a bare kind string such as ``"regression"`` (the column is the task name)."""
+    if isinstance(target, TargetSpec):
+        return target
+    if isinstance(target, str):
+        return TargetSpec(column=task, kind=target)  # type: ignore[arg-type]  # checked in __post_init__
+    if isinstance(target, Mapping):
+        unknown = sorted(set(target) - {"column", "kind", "positive"})
+        if unknown or "kind" not in target:
+            raise ConfigError(
+                f"target {task!r} must have `kind` and may have `column`, `positive`; got keys {sorted(target)}"
+            )
+        return TargetSpec(**{"column": task, **target})
+    raise ConfigError(f"target {task!r} must be a TargetSpec, a mapping or a kind string; got {target!r}")
+
+
+@dataclass(frozen=True)
+class _FittedTarget:
+    spec: TargetSpec
+    classes: list[str]  # multiclass: all classes; binary without `positive`: [negative, positive] or []
+
+
+def _fit_target(task: str, spec: TargetSpec, values: NDArray[Any]) -> _FittedTarget:
+    present = values[~_is_missing(values)]
+    if len(present) == 0:
+        raise DataError(
+            f"target {task!r} (column {spec.column!r}) has no labels in the training rows: every cell is "
+            f"missing (one of {sorted(MISSING_VALUES)}); check the column name and the file"
+        )
+    seen = sorted({str(v).strip() for v in present.tolist()})
+    if spec.kind == "multiclass":
+        return _FittedTarget(spec, seen)
+    if spec.kind == "regression":
+        return _FittedTarget(spec, [])
+    if spec.positive is not None:
+        if spec.positive not in seen:
+            raise DataError(
+                f"target {task!r}: positive value {spec.positive!r} never occurs in training; "
+                f"seen values include {seen[:10]}"
+            )
+        return _FittedTarget(spec, [])
+    if all(_parses_as_float(v) for v in seen) and {float(v) for v in seen} <= {0.0, 1.0}:
+        return _FittedTarget(spec, [])  # 0/1 labels, possibly written 0.0/1.0
+    if len(seen) != 2:
+        raise DataError(
+            f"binary target {task!r} (column {spec.column!r}) needs 0/1 or exactly two distinct values; "
+            f"got {len(seen)}: {seen[:10]}. Pass positive=<value>, or use kind 'multiclass'"
+        )
+    return _FittedTarget(spec, seen)
+
+
+def _encode_target(task: str, fitted: _FittedTarget, values: NDArray[Any], split: str) -> NDArray[Any]:
+    spec = fitted.spec
+    if spec.kind == "regression":
+        return _to_float(values, f"regression target {task!r}").astype(np.float32)
+    missing = _is_missing(values)
+    cells = list(map(str.strip, map(str, values.tolist())))
+    if spec.kind == "multiclass":
+        index = {name: i for i, name in enumerate(fitted.classes)}
+        codes = np.fromiter(map(index.get, cells, repeat(IGNORE_INDEX)), np.int64, len(cells))
+        unseen = sorted({cells[i] for i in np.flatnonzero((codes == IGNORE_INDEX) & ~missing)})
+        if unseen:
+            warnings.warn(
+                f"{split}: target {task!r} has classes {unseen[:10]} not seen in training; they are "
+                f"treated as missing labels ({IGNORE_INDEX})",
+                stacklevel=3,
+            )
+        codes[missing] = IGNORE_INDEX
+        return codes
+    if spec.positive is not None:
+        labels = np.fromiter(map(spec.positive.__eq__, cells), np.float32, len(cells))
+    elif fitted.classes:  # two strings: the later one in sorted order is 1
+        mapping = dict(zip(fitted.classes, (0.0, 1.0), strict=True))
+        labels = np.fromiter(map(mapping.get, cells, repeat(np.nan)), np.float32, len(cells))
+    else:  # 0/1, possibly written 0.0/1.0
+        labels = _to_float(values, f"{split}: binary target {task!r}").astype(np.float32)
+        labels[~np.isin(labels, (0.0, 1.0))] = np.nan
+    bad = np.flatnonzero(np.isnan(labels) & ~missing)
+    if len(bad):
+        expected = fitted.classes or ["0", "1"]
+        raise DataError(f"{split}: binary target {task!r} holds {cells[bad[0]]!r}; expected one of {expected}")
+    labels[missing] = np.nan
+    return labels
+
+
+@dataclass(frozen=True)
+class TabularData:
+    """Encoded splits of a tabular multi-task dataset.
+
+    Each split is an `ArrayDataset` with column ``"x"`` (``features [n, num_features]`` float32) and one
+    column per task: float32 ``[n]`` for binary (0/1) and regression targets, int64 ``[n]`` for multiclass.
+
+    Attributes:
+        train: The training rows (the encoders were fitted on these only).
+        val: The validation rows, or None.
+        test: The test rows, or None.
+        feature_names: One name per feature column, e.g. ``"age"``, ``"education=Bachelors"``.
+        kinds: Each task's target kind: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+        classes: For each multiclass task, its classes: label ``i`` means ``classes[task][i]``.
+    """
+
+    train: ArrayDataset
+    val: ArrayDataset | None
+    test: ArrayDataset | None
+    feature_names: list[str]
+    kinds: dict[str, TargetKind]
+    classes: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def num_features(self) -> int:
+        """Width of ``x``."""
+        return len(self.feature_names)
+
+    @property
+    def tasks(self) -> list[str]:
+        """The task names, in the order the targets were given."""
+        return list(self.kinds)
+
+
+def split_columns(columns: Columns, fraction: float, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split rows at random into ``(rest, held_out)`` with ``round(fraction * n)`` held-out rows.
+
+    Both parts keep the original row order. The same ``seed`` gives the same split.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"the held-out fraction must be in (0, 1); got {fraction}")
+    n = len(next(iter(columns.values())))
+    held = round(fraction * n)
+    if held == 0 or held == n:
+        raise DataError(f"cannot hold out a fraction {fraction} of {n} rows: one part would be empty")
+    order = np.random.default_rng(seed).permutation(n)
+    held_rows, rest_rows = np.sort(order[:held]), np.sort(order[held:])
+    rest = {name: values[rest_rows] for name, values in columns.items()}
+    return rest, {name: values[held_rows] for name, values in columns.items()}
+
+
+def encode_splits(
+    splits: Mapping[str, Columns | None],
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    targets: Mapping[str, TargetLike],
+) -> TabularData:
+    """Fit the feature and target encoders on ``splits["train"]`` and encode every split.
+
+    Args:
+        splits: ``"train"`` (required), ``"val"`` and ``"test"`` (optional), each name -> column.
+        numeric: Numeric feature columns (see `TabularEncoder`).
+        categorical: Categorical feature columns (see `TabularEncoder`).
+        targets: Task name -> target (see `as_target_spec`).
+
+    Raises:
+        ConfigError: No targets, a task named ``"x"``, or a column used both as feature and target.
+        DataError: See `TabularEncoder` and `TargetSpec`.
+    """
+    specs = {task: as_target_spec(task, target) for task, target in targets.items()}
+    if not specs:
+        raise ConfigError("tabular data needs at least one target, e.g. targets={'y': {'kind': 'binary'}}")
+    if "x" in specs:
+        raise ConfigError("a task cannot be named 'x': that column holds the features; rename the task")
+    leaked = sorted({spec.column for spec in specs.values()} & {*numeric, *categorical})
+    if leaked:
+        raise ConfigError(f"columns {leaked} are both features and targets; remove them from the features")
+    train = splits["train"]
+    if train is None:
+        raise ConfigError("the training split is required")
+    encoder = TabularEncoder(numeric, categorical).fit(train)
+    fitted = {task: _fit_target(task, spec, train[spec.column]) for task, spec in specs.items()}
+    datasets: dict[str, ArrayDataset | None] = {}
+    for split in ("train", "val", "test"):
+        columns = splits.get(split)
+        if columns is None:
+            datasets[split] = None
+            continue
+        labels = {
+            task: torch.from_numpy(_encode_target(task, fit, columns[fit.spec.column], split))
+            for task, fit in fitted.items()
+        }
+        datasets[split] = ArrayDataset(x=torch.from_numpy(encoder.transform(columns)), **labels)
+    train_set = datasets["train"]
+    assert train_set is not None  # built from `train` above
+    return TabularData(
+        train=train_set,
+        val=datasets["val"],
+        test=datasets["test"],
+        feature_names=encoder.feature_names,
+        kinds={task: spec.kind for task, spec in specs.items()},
+        classes={task: fit.classes for task, fit in fitted.items() if fit.spec.kind == "multiclass"},
+    )
+
+
+def load_tabular(
+    train: StrPath,
+    *,
+    val: StrPath | None = None,
+    test: StrPath | None = None,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    targets: Mapping[str, TargetLike],
+    val_fraction: float = 0.0,
+    seed: int = 0,
+    header: bool = True,
+    names: Sequence[str] | None = None,
+) -> TabularData:
+    """Load CSV files into encoded multi-task splits (what a ``data: {type: csv, ...}`` config calls).
+
+    Features are encoded by a `TabularEncoder` and targets as described in `TargetSpec`, both fitted on
+    the training rows only. Columns not named in ``numeric``, ``categorical`` or ``targets`` are ignored.
+
+    Args:
+        train: Training CSV file.
+        val: Validation CSV file (same columns), or None.
+        test: Test CSV file (same columns), or None.
+        numeric: Numeric feature columns: standardised; missing cells get the training mean.
+        categorical: Categorical feature columns: one-hot with the training vocabulary.
+        targets: Task name -> `TargetSpec`, or a mapping ``{"column": ..., "kind": ..., "positive": ...}``
+            (``column`` defaults to the task name), or just the kind, e.g. ``{"price": "regression"}``.
+        val_fraction: Without a ``val`` file, hold out this fraction of the training rows (at random,
+            seeded) as the validation split; 0 means no validation split.
+        seed: Seed of that split.
+        header: Whether the files start with a header row (see `read_csv_columns`).
+        names: Column names for files without a header (or to replace it).
+
+    Returns:
+        The encoded splits, feature names, target kinds and multiclass vocabularies.
+
+    Raises:
+        ConfigError: Both ``val`` and ``val_fraction`` given, or an invalid target.
+        DataError: A file is missing or malformed, a column is unknown, or a target has no labels.
+
+    Example:
+        ``load_tabular("adult.csv", numeric=["age"], categorical=["education"],
+        targets={"income": {"kind": "binary", "positive": ">50K"}}, val_fraction=0.1)``
+    """
+    if val is not None and val_fraction:
+        raise ConfigError("give either a `val` file or `val_fraction`, not both")
+    if val_fraction < 0:
+        raise ConfigError(f"val_fraction must be in [0, 1); got {val_fraction}")
+    specs = {task: as_target_spec(task, target) for task, target in targets.items()}
+    usecols = list(dict.fromkeys([*numeric, *categorical, *(spec.column for spec in specs.values())]))
+
+    def read(path: StrPath | None) -> dict[str, NDArray[np.object_]] | None:
+        if path is None:
+            return None
+        return read_csv_columns(path, header=header, names=names, usecols=usecols)
+
+    splits = {"train": read(train), "val": read(val), "test": read(test)}
+    if val_fraction:
+        assert splits["train"] is not None
+        splits["train"], splits["val"] = split_columns(splits["train"], val_fraction, seed)
+    return encode_splits(splits, numeric=numeric, categorical=categorical, targets=specs)
