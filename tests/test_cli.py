@@ -1,0 +1,114 @@
+"""The command line end to end on a tiny CSV config: train, evaluate, resume, errors without tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from multitask.cli import main
+
+
+def _write_csv(path: Path, rows: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "c", "y1", "y2"])
+        for i in range(rows):
+            a, b = rng.gauss(0, 1), rng.gauss(0, 1)
+            c = rng.choice(["u", "v", "w"])
+            y1 = int(a + (0.5 if c == "u" else 0) > 0)
+            y2 = "" if i % 5 == 0 else f"{2 * a - b + rng.gauss(0, 0.1):.4f}"  # every fifth label missing
+            writer.writerow([f"{a:.4f}", f"{b:.4f}", c, y1, y2])
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    _write_csv(tmp_path / "train.csv", 400, 0)
+    _write_csv(tmp_path / "test.csv", 150, 1)
+    config = {
+        "name": "tiny",
+        "data": {
+            "type": "csv",
+            "train": "train.csv",
+            "test": "test.csv",
+            "val_fraction": 0.25,
+            "numeric": ["a", "b"],
+            "categorical": ["c"],
+        },
+        "tasks": [
+            {"name": "y1", "kind": "binary", "metrics": ["auc", "accuracy"]},
+            {"name": "y2", "kind": "regression", "metrics": ["r2"]},
+        ],
+        "model": {"encoder": {"hidden": [16, 8]}},
+        "training": {"epochs": 4, "batch_size": 32, "optimizer": {"lr": 0.01}, "checkpoint_every": 5},
+        "compare": {"methods": ["stl", "mtl"], "transfer": [["y1", "y2"]]},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_train_then_evaluate(config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "run"
+    assert main(["train", str(config_path), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "| method | y1 auc | y1 accuracy | y2 r2 | Δm% | seconds |" in printed
+    assert "Δm% of mtl against single-task models" in printed
+    for name in ("config.yaml", "results.csv", "results.md", "comparison.png", "mtl/model.pt", "mtl/curves.png"):
+        assert (output / name).is_file(), name
+    assert (output / "stl" / "y1" / "model.pt").is_file()
+    assert (output / "transfer-y1-to-y2" / "finetune" / "model.pt").is_file()
+    rows = list(csv.DictReader((output / "results.csv").open()))
+    mtl_auc = next(
+        float(r["value"]) for r in rows if r["method"] == "mtl" and r["task"] == "y1" and r["metric"] == "auc"
+    )
+    assert mtl_auc > 0.9  # a learnable task: the run really trained
+
+    assert main(["evaluate", str(output)]) == 0
+    evaluated = capsys.readouterr().out
+    assert f"{mtl_auc:.4f}" in evaluated  # the saved best model gives the same test AUC
+
+
+def test_existing_run_needs_resume_or_overwrite(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "run"
+    assert main(["train", str(config_path), "--output", str(output)]) == 0
+    capsys.readouterr()
+    assert main(["train", str(config_path), "--output", str(output)]) == 2
+    assert "already holds a run: pass --resume" in capsys.readouterr().err
+    assert main(["train", str(config_path), "--output", str(output), "--resume"]) == 0
+    assert main(["train", str(config_path), "--output", str(output), "--overwrite"]) == 0
+
+
+def test_config_error_exits_nonzero_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"type": "census_income"}, "tasks": [{"name": "income", "kind": "binry"}]}))
+    result = subprocess.run(
+        [sys.executable, "-m", "multitask.cli", "train", str(bad)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "tasks[0].kind: Input should be 'binary', 'multiclass' or 'regression' (got 'binry')" in lines[0]
+
+
+def test_help_lists_the_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "multitask.cli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    for command in ("demo", "train", "evaluate"):
+        assert command in result.stdout
+
+
+def test_evaluate_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err

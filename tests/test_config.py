@@ -1,0 +1,111 @@
+"""Config validation: each kind of mistake is refused up front with one line naming the field and the fix."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from multitask.config import load_config, parse_config
+from multitask.errors import ConfigError
+
+VALID: dict[str, Any] = {
+    "name": "tiny",
+    "data": {"type": "csv", "train": "train.csv", "numeric": ["a", "b"], "categorical": ["c"], "val_fraction": 0.2},
+    "tasks": [
+        {"name": "y1", "kind": "binary", "metrics": ["auc", "accuracy"]},
+        {"name": "y2", "kind": "regression", "loss": "huber"},
+    ],
+    "strategy": {"weighting": "ew"},
+    "training": {"epochs": 2, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}},
+}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "train.csv").write_text("a,b,c,y1,y2\n1,2,u,0,0.5\n2,3,v,1,1.5\n")
+    return tmp_path
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    config = copy.deepcopy(VALID)
+    *parents, last = path.split(".")
+    node: Any = config
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    if value is _DELETE:
+        del node[last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return config
+
+
+_DELETE = object()
+
+
+def test_a_valid_config_parses_and_resolves_paths_next_to_the_file(folder: Path) -> None:
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(VALID))
+    config = load_config(path)
+    assert config.data.type == "csv"
+    assert config.data.train == folder / "train.csv"  # type: ignore[union-attr]
+    assert [t.name for t in config.tasks] == ["y1", "y2"]
+    assert config.model.encoder.hidden == [128, 64]  # defaults filled in
+
+
+MISTAKES = [
+    # (what is wrong, config, the one line expected)
+    ("unknown top-level key", {**VALID, "trainig": {}}, "trainig: unknown key; allowed keys: name, output, seed"),
+    ("unknown nested key", _with("training.optimizer.lrate", 0.1), "training.optimizer.lrate: unknown key; allowed"),
+    ("wrong type", _with("training.epochs", "ten"), "training.epochs: Input should be a valid integer"),
+    ("out of range", _with("training.optimizer.lr", -1), "training.optimizer.lr: Input should be greater than 0"),
+    ("unknown task kind", _with("tasks.0.kind", "ranking"), "tasks[0].kind: Input should be 'binary', 'multiclass'"),
+    ("unknown loss", _with("tasks.1.loss", "bce"), "tasks[1]: unknown loss 'bce' for a regression task; allowed: mse"),
+    ("unknown metric", _with("tasks.0.metrics", ["r2"]), "unknown metric 'r2' for a binary task; allowed: accuracy"),
+    (
+        "unknown strategy",
+        _with("strategy.weighting", "nash"),
+        "strategy.weighting: unknown weighting 'nash'; allowed: ew",
+    ),
+    ("unknown data type", _with("data.type", "parquet"), "data.type: unknown type 'parquet'; allowed: 'census_income'"),
+    ("missing required key", _with("tasks", _DELETE), "tasks: required key is missing"),
+    ("missing data path", _with("data.train", "nowhere.csv"), "data.train: file not found"),
+    ("duplicate task", _with("tasks.1", {"name": "y1", "kind": "binary"}), "task names must be unique"),
+    ("transfer to unknown task", _with("compare", {"transfer": [["y1", "zz"]]}), "compare.transfer pair ['y1', 'zz']"),
+    ("unknown method", _with("compare", {"methods": ["mmoe"]}), "compare.methods[0]: Input should be 'stl' or 'mtl'"),
+]
+
+
+@pytest.mark.parametrize(("config", "expected"), [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES])
+def test_each_kind_of_mistake_gives_one_clear_line(folder: Path, config: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(config, base_dir=folder, source="c.yaml")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("c.yaml: ")
+    assert expected in message, message
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_configs_cannot_execute_code(tmp_path: Path) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text("data: !!python/object/apply:os.system ['echo pwned > " + str(tmp_path / "pwned") + "']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    assert not (tmp_path / "pwned").exists()
