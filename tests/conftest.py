@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,12 @@ from torch import nn
 from multitask import Task
 from multitask.data import ArrayDataset
 from multitask.models import MLP, HardSharing
+
+# The tests train tiny models: one intra-op thread is fastest for them, and it keeps the suite's
+# speed independent of other load on the machine (spinning OpenMP threads collapse under contention).
+# Set through the environment too, so that the subprocesses the CLI and resume tests start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 def make_two_task_data(n: int = 1200, seed: int = 0) -> ArrayDataset:

@@ -154,7 +154,7 @@ def test_nonfinite_loss_can_skip_the_step_without_touching_weights() -> None:
     )
     trainer.fit(make_two_task_data(1000))
     assert trainer.skipped_steps == 7  # steps 4..10 all see the poisoned head
-    for before, after in itertools.pairwise(snapshots):
+    for before, after in itertools.pairwise(snapshots[3:]):  # steps 4.. were all skipped
         assert all(torch.equal(before[k], after[k]) for k in before)
 
 

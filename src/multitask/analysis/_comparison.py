@@ -105,7 +105,7 @@ class Comparison:
 
         columns = self._columns(None)
         figure, axes = plt.subplots(1, max(len(columns), 1), figsize=(3.2 * max(len(columns), 1), 3.0), squeeze=False)
-        for ax, (task, metric) in zip(axes[0], columns, strict=True):
+        for ax, (task, metric) in zip(axes[0], columns, strict=False):  # one empty panel when no column
             values = [self.results[m].get(task, {}).get(metric, math.nan) for m in self.methods]
             ax.bar(range(len(values)), values, color=[f"C{i}" for i in range(len(values))])
             ax.set_xticks(range(len(values)), self.methods, rotation=30, ha="right")
