@@ -1,0 +1,27 @@
+"""The README's Python examples run as written (each file's blocks in order, sharing one namespace)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "getting-started.md"]
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
+def test_python_examples_run(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in this checkout")
+    blocks = python_blocks(path)
+    assert blocks, f"{path.name} has no python example"
+    monkeypatch.chdir(tmp_path)  # examples that write run folders write them here
+    namespace: dict[str, object] = {"__name__": "__example__"}
+    for block in blocks:
+        exec(compile(block, str(path), "exec"), namespace)  # our own documentation
