@@ -112,3 +112,14 @@ def test_help_lists_the_commands() -> None:
 def test_evaluate_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_baselines_chosen_on_the_command_line(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "run"
+    assert main(["train", str(config_path), "--output", str(output), "--methods", "stl", "--transfer", "y2:y1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| stl |" in printed and "| transfer:y2->y1 |" in printed and "| mtl |" not in printed
+    assert main(["train", str(config_path), "--output", str(tmp_path / "x"), "--transfer", "y2-y1"]) == 2
+    assert "--transfer takes SOURCE:TARGET" in capsys.readouterr().err

@@ -25,6 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="run the experiment a YAML config describes")
     train.add_argument("config", type=Path, help="YAML config (see docs/config.md)")
     train.add_argument("--output", type=Path, default=None, help="run folder (default: the config's output)")
+    train.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["stl", "mtl"],
+        default=None,
+        help="override compare.methods, e.g. --methods stl mtl",
+    )
+    train.add_argument(
+        "--transfer",
+        nargs="+",
+        metavar="SOURCE:TARGET",
+        default=None,
+        help="add transfer baselines (pretrain on SOURCE, fine-tune on TARGET), e.g. --transfer income:marital",
+    )
     group = train.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
     group.add_argument("--overwrite", action="store_true", help="delete the run folder's previous content first")
@@ -67,10 +81,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from multitask.config import load_config
+    from multitask.config import load_config, parse_config
 
     config = load_config(args.config)
+    if args.methods is not None or args.transfer is not None:
+        compare = config.compare.model_dump()
+        if args.methods is not None:
+            compare["methods"] = args.methods
+        if args.transfer is not None:
+            compare["transfer"] = [_pair(text) for text in args.transfer]
+        raw = config.model_dump(mode="json") | {"compare": compare}
+        config = parse_config(raw, base_dir=Path(), source="command line")
     return _run(config, args.output, resume=args.resume, overwrite=args.overwrite)
+
+
+def _pair(text: str) -> list[str]:
+    from multitask.errors import ConfigError
+
+    parts = text.split(":")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--transfer takes SOURCE:TARGET task names; got {text!r}")
+    return parts
 
 
 def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) -> int:

@@ -16,6 +16,7 @@ from multitask.data import ArrayDataset
 from multitask.errors import ConfigError, DataError, NonFiniteLossError, ShapeError
 from multitask.models import MLP, HardSharing
 from multitask.training import Callback, StepResult
+from multitask.training.callbacks import progress_wanted, tensorboard_available
 from multitask.weighting import Weighting
 
 
@@ -284,6 +285,18 @@ def test_run_dir_gets_logs_plot_model_and_checkpoints(tmp_path: Path, two_task_d
     assert (tmp_path / "curves.png").stat().st_size > 1000
     assert (tmp_path / "model.pt").is_file()
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+    if tensorboard_available():
+        assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_progress_bars_only_on_a_terminal_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    monkeypatch.setenv("CI", "true")
+    assert not progress_wanted()
+    monkeypatch.delenv("CI")
+    assert progress_wanted()
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert not progress_wanted()
 
 
 def test_custom_weighting_plugs_in_through_the_strategy(two_task_data: ArrayDataset) -> None:
