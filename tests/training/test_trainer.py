@@ -184,10 +184,10 @@ def test_early_stopping_and_best_model_restore(two_task_data: ArrayDataset) -> N
     history = trainer.fit(train, val)
     scores = [record["val/cls/auc"] for record in history]
     assert len(history) < 40
-    assert trainer.best_epoch == max(range(len(scores)), key=lambda i: (scores[i], -i))
-    assert len(history) == trainer.best_epoch + 1 + 3  # stopped after 3 epochs without improvement
+    assert trainer.selection.best_epoch == max(range(len(scores)), key=lambda i: (scores[i], -i))
+    assert len(history) == trainer.selection.best_epoch + 1 + 3  # stopped after 3 epochs without improvement
     restored = model.state_dict()
-    assert all(torch.equal(restored[k], best_states[trainer.best_epoch][k]) for k in restored)
+    assert all(torch.equal(restored[k], best_states[trainer.selection.best_epoch][k]) for k in restored)
 
 
 def test_delta_m_monitor_uses_the_baseline(two_task_data: ArrayDataset) -> None:
@@ -199,7 +199,7 @@ def test_delta_m_monitor_uses_the_baseline(two_task_data: ArrayDataset) -> None:
     record = history[-1]
     expected = 100 / 2 * ((record["val/cls/auc"] - 0.9) / 0.9 - (record["val/reg/mse"] - 1.0) / 1.0)
     assert record["val/delta_m"] == pytest.approx(expected)
-    assert trainer.best_score == max(r["val/delta_m"] for r in history)
+    assert trainer.selection.best_score == max(r["val/delta_m"] for r in history)
 
 
 def test_gradient_clipping_bounds_the_update() -> None:

@@ -23,6 +23,7 @@ from multitask.strategy import Strategy
 from multitask.tasks import Task, TaskEvaluation
 from multitask.training import checkpoint as ckpt
 from multitask.training._data import Data, TaskData
+from multitask.training._selection import ModelSelection, resolve_monitor
 from multitask.training.callbacks import (
     Callback,
     CurvePlot,
@@ -142,7 +143,7 @@ class Trainer:
         self.shuffle = shuffle
         self.baseline = {t: dict(m) for t, m in baseline.items()} if baseline is not None else None
         self.monitor = monitor
-        self.patience, self.restore_best = patience, restore_best
+        self.restore_best = restore_best
         self.grad_clip, self.on_nonfinite = grad_clip, on_nonfinite
         self.mixed_precision = mixed_precision
         self._amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -157,11 +158,7 @@ class Trainer:
         self.global_step = 0
         self.skipped_steps = 0
         self.history: list[dict[str, float]] = []
-        self.best_score = math.nan
-        self.best_epoch = -1
-        self._bad_epochs = 0
-        self._stopped = False
-        self._best_state: dict[str, Tensor] | None = None
+        self.selection = ModelSelection(higher_is_better=False, patience=patience)
         self._epoch_sums = torch.zeros(len(tasks), dtype=torch.float64)
         self._epoch_counts = torch.zeros(len(tasks), dtype=torch.float64)
         self._weight_sums = torch.zeros(len(tasks), dtype=torch.float64)
@@ -190,9 +187,15 @@ class Trainer:
         tasks = list(self.tasks.values())
         train_data = TaskData(train, tasks, role="training")
         val_data = TaskData(val, tasks, role="validation") if val is not None else None
-        monitor = self._resolve_monitor(val_data)
-        if self.patience is not None and val_data is None:
+        if self.selection.patience is not None and val_data is None:
             raise ConfigError("early stopping (patience) needs validation data: fit(train, val)")
+        if self.baseline is not None and any(t not in self.tasks for t in self.baseline):
+            unknown = [t for t in self.baseline if t not in self.tasks]
+            raise ConfigError(f"baseline has unknown task(s) {unknown}; tasks are {list(self.task_names)}")
+        monitor, higher_is_better = resolve_monitor(
+            self.monitor, list(self.tasks.values()), self.baseline is not None, val_data is not None
+        )
+        self.selection.higher_is_better = higher_is_better
         loader = train_data.loader(
             self.task_names, self.batch_size, self.sampling, self.tasks_per_step, self.steps_per_epoch, self.shuffle
         )
@@ -202,14 +205,14 @@ class Trainer:
             torch.manual_seed(self.seed)
         for callback in self.callbacks:
             callback.on_fit_start(self)
-        while self.epoch < self.max_epochs and not self._stopped:
+        while self.epoch < self.max_epochs and not self.selection.should_stop:
             self._run_epoch(loader.epoch(self.epoch, self.seed, self.step_in_epoch), len(loader))
             record = self._end_epoch(val_data, monitor)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
             self._save_checkpoint()
-        if self.restore_best and self._best_state is not None:
-            self.model.load_state_dict(self._best_state)
+        if self.restore_best and self.selection.best_state is not None:
+            self.model.load_state_dict(self.selection.best_state)
         if self.run_dir is not None:
             ckpt.save_checkpoint(self.run_dir / "model.pt", {"model": self.model.state_dict()})
         for callback in self.callbacks:
@@ -298,7 +301,7 @@ class Trainer:
         record["time/epoch_s"] = self._epoch_seconds
         self.history.append(record)
         if monitor is not None:
-            self._update_best(record[monitor], monitor)
+            self.selection.update(record[monitor], self.epoch, self.model)
         self.strategy.on_epoch_end(self.epoch, train_means.to(self.device, torch.float32))
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             self.scheduler.step()
@@ -328,41 +331,6 @@ class Trainer:
         selected = {t: {m: v for m, v in metrics.items() if m in self.baseline[t]} for t, metrics in results.items()}
         directions = {t: {m: self.tasks[t].metric_fns[m].higher_is_better for m in ms} for t, ms in selected.items()}
         return delta_m(selected, self.baseline, directions)
-
-    def _resolve_monitor(self, val_data: TaskData | None) -> str | None:
-        if val_data is None:
-            if self.monitor is not None:
-                raise ConfigError(f"monitor {self.monitor!r} needs validation data: fit(train, val)")
-            return None
-        allowed = ["val/loss"] + [f"val/{t.name}/{m}" for t in self.tasks.values() for m in ("loss", *t.metric_fns)]
-        if self.baseline is not None:
-            unknown = [t for t in self.baseline if t not in self.tasks]
-            if unknown:
-                raise ConfigError(f"baseline has unknown task(s) {unknown}; tasks are {list(self.task_names)}")
-            allowed.insert(0, "val/delta_m")
-        monitor = self.monitor or allowed[0]
-        if monitor not in allowed:
-            raise ConfigError(f"unknown monitor {monitor!r}; allowed: {', '.join(allowed)}")
-        return monitor
-
-    def _higher_is_better(self, monitor: str) -> bool:
-        if monitor == "val/delta_m":
-            return True
-        parts = monitor.split("/")
-        if len(parts) == 3 and parts[2] != "loss":
-            return self.tasks[parts[1]].metric_fns[parts[2]].higher_is_better
-        return False
-
-    def _update_best(self, score: float, monitor: str) -> None:
-        sign = 1.0 if self._higher_is_better(monitor) else -1.0
-        improved = not math.isnan(score) and (math.isnan(self.best_score) or sign * (score - self.best_score) > 0)
-        if improved:
-            self.best_score, self.best_epoch, self._bad_epochs = score, self.epoch, 0
-            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        else:
-            self._bad_epochs += 1
-            if self.patience is not None and self._bad_epochs >= self.patience:
-                self._stopped = True
 
     # ------------------------------------------------------------------ evaluate / predict
     def evaluate(self, data: Data) -> Results:
@@ -427,7 +395,6 @@ class Trainer:
                 "step_in_epoch": self.step_in_epoch,
                 "global_step": self.global_step,
                 "skipped_steps": self.skipped_steps,
-                "stopped": self._stopped,
             },
             "epoch_accumulators": {
                 "loss_sums": self._epoch_sums,
@@ -436,12 +403,7 @@ class Trainer:
                 "updates": self._updates_in_epoch,
             },
             "history": self.history,
-            "best": {
-                "score": self.best_score,
-                "epoch": self.best_epoch,
-                "bad_epochs": self._bad_epochs,
-                "state": self._best_state,
-            },
+            "selection": self.selection.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -463,16 +425,13 @@ class Trainer:
         progress = state["progress"]
         self.epoch, self.step_in_epoch = progress["epoch"], progress["step_in_epoch"]
         self.global_step, self.skipped_steps = progress["global_step"], progress["skipped_steps"]
-        self._stopped = progress["stopped"]
         accumulators = state["epoch_accumulators"]
         self._epoch_sums = accumulators["loss_sums"].clone()
         self._epoch_counts = accumulators["label_counts"].clone()
         self._weight_sums = accumulators["weight_sums"].clone()
         self._updates_in_epoch = accumulators["updates"]
         self.history = [dict(record) for record in state["history"]]
-        best = state["best"]
-        self.best_score, self.best_epoch, self._bad_epochs = best["score"], best["epoch"], best["bad_epochs"]
-        self._best_state = best["state"]
+        self.selection.load_state_dict(state["selection"])
 
     def _save_checkpoint(self) -> None:
         if self.run_dir is None:
