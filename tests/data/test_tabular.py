@@ -10,13 +10,9 @@ import pytest
 import torch
 
 from multitask.data import _tabular
-from multitask.data._tabular import (
-    IGNORE_INDEX,
-    TabularEncoder,
-    TargetSpec,
-    load_tabular,
-    read_csv_columns,
-)
+from multitask.data._cells import IGNORE_INDEX
+from multitask.data._tabular import TabularEncoder, load_tabular, read_csv_columns
+from multitask.data._targets import TargetSpec
 from multitask.errors import ConfigError, DataError
 
 TRAIN = """age,job,city,y_bin,y_str,y_cls,y_reg

@@ -3,7 +3,8 @@
 from multitask.data._census import load_census_income
 from multitask.data._dataset import ArrayDataset
 from multitask.data._loaders import MultiInputLoader, SingleInputLoader
-from multitask.data._tabular import TabularData, TabularEncoder, TargetSpec, load_tabular, read_csv_columns
+from multitask.data._tabular import TabularData, TabularEncoder, load_tabular, read_csv_columns
+from multitask.data._targets import TargetSpec
 
 __all__ = [
     "ArrayDataset",

@@ -15,14 +15,8 @@ import torch
 from numpy.typing import NDArray
 
 from multitask.data._dataset import ArrayDataset
-from multitask.data._tabular import (
-    StrPath,
-    TabularData,
-    TargetSpec,
-    encode_splits,
-    read_csv_columns,
-    split_columns,
-)
+from multitask.data._tabular import StrPath, TabularData, encode_splits, read_csv_columns, split_columns
+from multitask.data._targets import TargetSpec
 from multitask.errors import DataError
 
 #: Bump when the encoding changes: it names the cache files, so stale caches are never read.

@@ -4,68 +4,27 @@ from __future__ import annotations
 
 import csv
 import gc
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, NoReturn, get_args
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from multitask.data._cells import to_float
 from multitask.data._dataset import ArrayDataset
+from multitask.data._targets import TargetKind, TargetLike, as_target_spec, encode_target, fit_target
 from multitask.errors import ConfigError, DataError
 
 StrPath = str | PathLike[str]
 Columns = Mapping[str, NDArray[Any]]
 #: What `TabularEncoder` accepts: column name -> 1-D array (or sequence) of cells.
 ColumnsLike = Mapping[str, NDArray[Any] | Sequence[Any]]
-TargetKind = Literal["binary", "multiclass", "regression"]
-
-#: Cells that mean "no value" in numeric and label columns (compared after strip + lower-casing).
-MISSING_VALUES = frozenset({"", "?", "na", "n/a", "nan", "null"})
-#: Class index of a missing multiclass label (PyTorch's default ``ignore_index``).
-IGNORE_INDEX = -100
-
-
-def _is_missing(values: NDArray[Any]) -> NDArray[np.bool_]:
-    if values.dtype.kind in "fc":
-        return np.asarray(np.isnan(values), dtype=bool)
-    if values.dtype.kind in "iub":
-        return np.zeros(len(values), dtype=bool)
-    # map() chains run at C speed: this is called on every numeric and label column.
-    lowered = map(str.lower, map(str.strip, map(str, values.tolist())))
-    return np.fromiter(map(MISSING_VALUES.__contains__, lowered), bool, len(values))
-
-
-def _to_float(values: NDArray[Any], what: str, hint: str = "") -> NDArray[np.float64]:
-    """Parse a column to float64; missing cells become NaN."""
-    try:  # fast path: numbers, or strings without missing markers other than "nan"
-        return values.astype(np.float64)
-    except ValueError:
-        pass
-    missing = _is_missing(values)
-    out = np.full(len(values), np.nan)
-    try:
-        out[~missing] = values[~missing].astype(np.float64)
-    except ValueError:
-        bad = next(v for v in values[~missing] if not _parses_as_float(v))
-        raise DataError(
-            f"{what} must be numeric but holds {bad!r}; {hint}mark missing cells with one of {sorted(MISSING_VALUES)}"
-        ) from None
-    return out
-
-
-def _parses_as_float(value: Any) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 class TabularEncoder:
@@ -173,7 +132,7 @@ class TabularEncoder:
 
     def _numbers(self, columns: dict[str, NDArray[Any]], n: int) -> NDArray[np.float64]:
         hint = "declare it categorical, or "
-        parsed = [_to_float(columns[name], f"numeric column {name!r}", hint) for name in self.numeric]
+        parsed = [to_float(columns[name], f"numeric column {name!r}", hint) for name in self.numeric]
         return np.stack(parsed, axis=1) if parsed else np.empty((n, 0))
 
 
@@ -264,122 +223,6 @@ def _gc_paused() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class TargetSpec:
-    """Where a task's labels are and how to read them.
-
-    Args:
-        column: The CSV column holding the labels.
-        kind: ``"binary"``: float32 0/1 labels. The cells must be 0/1, or exactly two distinct strings
-            (the later one in sorted order is 1), unless ``positive`` is given: then label =
-            ``cell == positive`` for any cell. ``"multiclass"``: int64 class indices into the sorted
-            classes seen in training. ``"regression"``: float32 values.
-        positive: For ``"binary"`` only: the cell value that means 1.
-
-    Missing cells (see `MISSING_VALUES`) become NaN (binary, regression) or ``IGNORE_INDEX`` (multiclass),
-    which the tasks mask out of their losses.
-    """
-
-    column: str
-    kind: TargetKind
-    positive: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in get_args(TargetKind):
-            raise ConfigError(f"target kind must be one of {get_args(TargetKind)}; got {self.kind!r}")
-        if self.positive is not None and self.kind != "binary":
-            raise ConfigError(f"`positive` applies to binary targets only; column {self.column!r} is {self.kind}")
-
-
-TargetLike = TargetSpec | Mapping[str, Any] | str
-
-
-def as_target_spec(task: str, target: TargetLike) -> TargetSpec:
-    """Accept a `TargetSpec`, a mapping such as ``{"column": "y", "kind": "binary"}`` (column defaults to
-    the task name) or a bare kind string such as ``"regression"`` (the column is the task name)."""
-    if isinstance(target, TargetSpec):
-        return target
-    if isinstance(target, str):
-        return TargetSpec(column=task, kind=target)  # type: ignore[arg-type]  # checked in __post_init__
-    if isinstance(target, Mapping):
-        unknown = sorted(set(target) - {"column", "kind", "positive"})
-        if unknown or "kind" not in target:
-            raise ConfigError(
-                f"target {task!r} must have `kind` and may have `column`, `positive`; got keys {sorted(target)}"
-            )
-        return TargetSpec(**{"column": task, **target})
-    raise ConfigError(f"target {task!r} must be a TargetSpec, a mapping or a kind string; got {target!r}")
-
-
-@dataclass(frozen=True)
-class _FittedTarget:
-    spec: TargetSpec
-    classes: list[str]  # multiclass: all classes; binary without `positive`: [negative, positive] or []
-
-
-def _fit_target(task: str, spec: TargetSpec, values: NDArray[Any]) -> _FittedTarget:
-    present = values[~_is_missing(values)]
-    if len(present) == 0:
-        raise DataError(
-            f"target {task!r} (column {spec.column!r}) has no labels in the training rows: every cell is "
-            f"missing (one of {sorted(MISSING_VALUES)}); check the column name and the file"
-        )
-    seen = sorted({str(v).strip() for v in present.tolist()})
-    if spec.kind == "multiclass":
-        return _FittedTarget(spec, seen)
-    if spec.kind == "regression":
-        return _FittedTarget(spec, [])
-    if spec.positive is not None:
-        if spec.positive not in seen:
-            raise DataError(
-                f"target {task!r}: positive value {spec.positive!r} never occurs in training; "
-                f"seen values include {seen[:10]}"
-            )
-        return _FittedTarget(spec, [])
-    if all(_parses_as_float(v) for v in seen) and {float(v) for v in seen} <= {0.0, 1.0}:
-        return _FittedTarget(spec, [])  # 0/1 labels, possibly written 0.0/1.0
-    if len(seen) != 2:
-        raise DataError(
-            f"binary target {task!r} (column {spec.column!r}) needs 0/1 or exactly two distinct values; "
-            f"got {len(seen)}: {seen[:10]}. Pass positive=<value>, or use kind 'multiclass'"
-        )
-    return _FittedTarget(spec, seen)
-
-
-def _encode_target(task: str, fitted: _FittedTarget, values: NDArray[Any], split: str) -> NDArray[Any]:
-    spec = fitted.spec
-    if spec.kind == "regression":
-        return _to_float(values, f"regression target {task!r}").astype(np.float32)
-    missing = _is_missing(values)
-    cells = list(map(str.strip, map(str, values.tolist())))
-    if spec.kind == "multiclass":
-        index = {name: i for i, name in enumerate(fitted.classes)}
-        codes = np.fromiter(map(index.get, cells, repeat(IGNORE_INDEX)), np.int64, len(cells))
-        unseen = sorted({cells[i] for i in np.flatnonzero((codes == IGNORE_INDEX) & ~missing)})
-        if unseen:
-            warnings.warn(
-                f"{split}: target {task!r} has classes {unseen[:10]} not seen in training; they are "
-                f"treated as missing labels ({IGNORE_INDEX})",
-                stacklevel=3,
-            )
-        codes[missing] = IGNORE_INDEX
-        return codes
-    if spec.positive is not None:
-        labels = np.fromiter(map(spec.positive.__eq__, cells), np.float32, len(cells))
-    elif fitted.classes:  # two strings: the later one in sorted order is 1
-        mapping = dict(zip(fitted.classes, (0.0, 1.0), strict=True))
-        labels = np.fromiter(map(mapping.get, cells, repeat(np.nan)), np.float32, len(cells))
-    else:  # 0/1, possibly written 0.0/1.0
-        labels = _to_float(values, f"{split}: binary target {task!r}").astype(np.float32)
-        labels[~np.isin(labels, (0.0, 1.0))] = np.nan
-    bad = np.flatnonzero(np.isnan(labels) & ~missing)
-    if len(bad):
-        expected = fitted.classes or ["0", "1"]
-        raise DataError(f"{split}: binary target {task!r} holds {cells[bad[0]]!r}; expected one of {expected}")
-    labels[missing] = np.nan
-    return labels
-
-
-@dataclass(frozen=True)
 class TabularData:
     """Encoded splits of a tabular multi-task dataset.
 
@@ -461,7 +304,7 @@ def encode_splits(
     if train is None:
         raise ConfigError("the training split is required")
     encoder = TabularEncoder(numeric, categorical).fit(train)
-    fitted = {task: _fit_target(task, spec, train[spec.column]) for task, spec in specs.items()}
+    fitted = {task: fit_target(task, spec, train[spec.column]) for task, spec in specs.items()}
     datasets: dict[str, ArrayDataset | None] = {}
     for split in ("train", "val", "test"):
         columns = splits.get(split)
@@ -469,7 +312,7 @@ def encode_splits(
             datasets[split] = None
             continue
         labels = {
-            task: torch.from_numpy(_encode_target(task, fit, columns[fit.spec.column], split))
+            task: torch.from_numpy(encode_target(task, fit, columns[fit.spec.column], split))
             for task, fit in fitted.items()
         }
         datasets[split] = ArrayDataset(x=torch.from_numpy(encoder.transform(columns)), **labels)
