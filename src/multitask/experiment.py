@@ -104,7 +104,6 @@ def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> d
         "patience": training.patience,
         "checkpoint_every": training.checkpoint_every,
         "on_nonfinite": training.on_nonfinite,
-        "sampling": training.sampling,
         "device": training.device,
         "progress": progress,
     }

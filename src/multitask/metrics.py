@@ -54,6 +54,12 @@ def _binary_auc(scores: Tensor, target: Tensor) -> float:
     return (rank_sum - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)
 
 
+def nanmean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (NaN when there are none)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan
+
+
 def _f1_from_counts(tp: float, fp: float, fn: float) -> float:
     denominator = 2 * tp + fp + fn
     return 2 * tp / denominator if denominator > 0 else 0.0
@@ -111,9 +117,7 @@ def multiclass_f1(prediction: Tensor, target: Tensor) -> float:
 def multiclass_auc(prediction: Tensor, target: Tensor) -> float:
     """Macro one-vs-rest ROC AUC over the classes that have both positives and negatives."""
     probabilities = prediction.softmax(dim=-1)
-    values = [_binary_auc(probabilities[:, c], (target == c).float()) for c in range(prediction.shape[-1])]
-    defined = [v for v in values if not math.isnan(v)]
-    return sum(defined) / len(defined) if defined else math.nan
+    return nanmean([_binary_auc(probabilities[:, c], (target == c).float()) for c in range(prediction.shape[-1])])
 
 
 def multiclass_log_loss(prediction: Tensor, target: Tensor) -> float:
@@ -191,10 +195,9 @@ def delta_m(
     baseline: Mapping[str, Mapping[str, float]],
     higher_is_better: Mapping[str, Mapping[str, bool]],
 ) -> float:
-    r"""Average relative improvement over a baseline, in percent (Δm%).
+    """Average relative improvement over a baseline, in percent (Δm%).
 
-    .. math::
-        Δm = \frac{100}{T} \sum_t \frac{1}{K_t} \sum_k (-1)^{l_{tk}} \frac{M_{tk} - B_{tk}}{B_{tk}},
+        Δm = (100 / T) Σ_t (1 / K_t) Σ_k (−1)^l_tk (M_tk − B_tk) / B_tk,
 
     with ``l_tk = 1`` when lower is better for metric k of task t. Positive means better than the
     baseline. Every task and metric of ``results`` is used; each must have a non-zero baseline.

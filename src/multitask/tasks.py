@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from multitask.errors import ConfigError, DataError, ShapeError, UnknownNameError
-from multitask.metrics import DEFAULT_METRICS, Metric, builtin_metric
+from multitask.metrics import DEFAULT_METRICS, Metric, builtin_metric, nanmean
 
 TaskKind = Literal["binary", "multiclass", "multilabel", "regression"]
 TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
@@ -240,7 +240,7 @@ class Task:
                 }
             else:  # per column, then the mean over columns (macro average)
                 values = {
-                    name: _nanmean(
+                    name: nanmean(
                         [
                             metric(prediction[:, j][mask[:, j]], self._target_for_loss(target[:, j][mask[:, j]]))
                             for j in range(target.shape[1])
@@ -259,8 +259,3 @@ class Task:
         if self.kind in ("binary", "regression") and prediction.dim() == 2 and prediction.shape[1] == 1:
             prediction = prediction[:, 0]
         return prediction
-
-
-def _nanmean(values: list[float]) -> float:
-    defined = [v for v in values if not math.isnan(v)]
-    return sum(defined) / len(defined) if defined else math.nan

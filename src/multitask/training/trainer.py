@@ -17,7 +17,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from multitask.data._loaders import Sampling, Step
 from multitask.errors import CheckpointError, ConfigError, NonFiniteLossError
-from multitask.metrics import delta_m
+from multitask.metrics import delta_m, nanmean
 from multitask.models._base import MultiTaskModel
 from multitask.strategy import Strategy
 from multitask.tasks import Task, TaskEvaluation
@@ -320,7 +320,7 @@ class Trainer:
             record[f"val/{name}/loss"] = evaluation.loss
             for metric, value in evaluation.metrics.items():
                 record[f"val/{name}/{metric}"] = value
-        record["val/loss"] = _nanmean([e.loss for e in evaluations.values()])
+        record["val/loss"] = nanmean([e.loss for e in evaluations.values()])
         if self.baseline is not None:
             results = {name: e.metrics for name, e in evaluations.items() if name in self.baseline}
             record["val/delta_m"] = self._delta_m(results)
@@ -473,8 +473,3 @@ def _check_positive(**values: float | None) -> None:
     for name, value in values.items():
         if value is not None and not value > 0:
             raise ConfigError(f"{name} must be positive; got {value}")
-
-
-def _nanmean(values: list[float]) -> float:
-    defined = [v for v in values if not math.isnan(v)]
-    return sum(defined) / len(defined) if defined else math.nan
