@@ -84,6 +84,12 @@ def test_existing_run_needs_resume_or_overwrite(
     assert main(["train", str(config_path), "--output", str(output)]) == 2
     assert "already holds a run: pass --resume" in capsys.readouterr().err
     assert main(["train", str(config_path), "--output", str(output), "--resume"]) == 0
+    changed = yaml.safe_load(config_path.read_text())
+    changed["training"]["epochs"] = 9
+    config_path.write_text(yaml.safe_dump(changed))
+    capsys.readouterr()
+    assert main(["train", str(config_path), "--output", str(output), "--resume"]) == 2
+    assert "was trained with a different config" in capsys.readouterr().err
     assert main(["train", str(config_path), "--output", str(output), "--overwrite"]) == 0
 
 

@@ -140,8 +140,15 @@ def run_experiment(
         if not overwrite:
             raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
         shutil.rmtree(directory)
+    saved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    previous = directory / "config.yaml"
+    if resume and previous.is_file() and previous.read_text() != saved:
+        raise ConfigError(
+            f"{directory} was trained with a different config ({previous}); resume it with that config, "
+            "or start a new run with --output or --overwrite"
+        )
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    previous.write_text(saved)
     data = load_data(config)
     encoder = build_encoder(config, data.num_features)
     tasks = build_tasks(config, data, encoder.out_features)

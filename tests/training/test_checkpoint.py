@@ -13,6 +13,7 @@ import torch
 from conftest import make_model, make_tasks, make_two_task_data
 from multitask import Trainer
 from multitask.errors import CheckpointError
+from multitask.models import MLP, HardSharing
 from multitask.training.checkpoint import MAGIC, list_checkpoints, load_checkpoint, save_checkpoint
 
 
@@ -103,3 +104,13 @@ def test_resuming_a_finished_run_returns_its_history_without_training(tmp_path: 
     assert second.global_step == first.global_step
     for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_resume_into_a_different_architecture_is_a_checkpoint_error(tmp_path: Path) -> None:
+    tasks = make_tasks()
+    data = make_two_task_data(300)
+    Trainer(make_model(tasks), tasks, max_epochs=1, run_dir=tmp_path, progress=False).fit(data)
+    wider = make_tasks(hidden=24)
+    model = HardSharing(MLP(8, [32, 24]), wider)
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        Trainer(model, wider, max_epochs=2, run_dir=tmp_path, progress=False).fit(data, resume=True)

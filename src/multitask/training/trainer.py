@@ -412,8 +412,11 @@ class Trainer:
             raise CheckpointError(
                 f"checkpoint is for tasks {state.get('task_names')}, this trainer has {list(self.task_names)}"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"checkpoint does not fit this model or optimiser: {error}") from error
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
