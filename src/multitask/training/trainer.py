@@ -189,8 +189,8 @@ class Trainer:
         val_data = TaskData(val, tasks, role="validation") if val is not None else None
         if self.selection.patience is not None and val_data is None:
             raise ConfigError("early stopping (patience) needs validation data: fit(train, val)")
-        if self.baseline is not None and any(t not in self.tasks for t in self.baseline):
-            unknown = [t for t in self.baseline if t not in self.tasks]
+        unknown = [t for t in self.baseline or {} if t not in self.tasks]
+        if unknown:
             raise ConfigError(f"baseline has unknown task(s) {unknown}; tasks are {list(self.task_names)}")
         monitor, higher_is_better = resolve_monitor(
             self.monitor, list(self.tasks.values()), self.baseline is not None, val_data is not None
