@@ -25,8 +25,8 @@ demo: $(STAMP)
 	$(BIN)/multitask demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard benchmarks)
-	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
+	$(BIN)/ruff check src tests $(wildcard benchmarks examples)
+	$(BIN)/ruff format --check src tests $(wildcard benchmarks examples)
 	$(BIN)/mypy
 
 docs: $(STAMP)

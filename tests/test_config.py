@@ -70,7 +70,32 @@ MISTAKES = [
     (
         "unknown strategy",
         _with("strategy.weighting", "nash"),
-        "strategy.weighting: unknown weighting 'nash'; allowed: ew",
+        "strategy.weighting: unknown weighting 'nash'; allowed: db_mtl, dwa, ew",
+    ),
+    (
+        "preference not summing to one",
+        _with("strategy", {"weighting": "linear", "weighting_params": {"preference": [0.5, 0.4]}}),
+        "strategy: weighting_params for 'linear': preference must sum to one; got [0.5, 0.4]",
+    ),
+    (
+        "preference of the wrong length",
+        _with("strategy", {"weighting": "linear", "weighting_params": {"preference": [0.2, 0.3, 0.5]}}),
+        "strategy.weighting_params: preference has 3 entries but there are 2 tasks (y1, y2)",
+    ),
+    (
+        "unknown weighting parameter",
+        _with("strategy", {"weighting": "dwa", "weighting_params": {"temp": 2}}),
+        "strategy: weighting_params for 'dwa': got an unexpected parameter 'temp'",
+    ),
+    (
+        "weighting parameter of the wrong type",
+        _with("strategy", {"weighting": "gradnorm", "weighting_params": {"alpha": "high"}}),
+        "strategy: weighting_params for 'gradnorm': alpha must be a number >= 0; got 'high'",
+    ),
+    (
+        "weighting parameter that is not data",
+        _with("strategy", {"weighting": "dwa", "weighting_params": {"temperature": {"a": 1}}}),
+        "strategy.weighting_params.temperature",
     ),
     ("unknown data type", _with("data.type", "parquet"), "data.type: unknown type 'parquet'; allowed: 'census_income'"),
     ("missing required key", _with("tasks", _DELETE), "tasks: required key is missing"),

@@ -114,6 +114,11 @@ def train_multitask(
     return RunResult("mtl", test_results, val_results, {"mtl": history}, time.perf_counter() - started)
 
 
+# Options that only make sense for the multi-task model: single-task and transfer models train on the plain
+# loss (a loss weighting balances tasks; with one task it would only rescale the learning rate).
+_MTL_ONLY = ("baseline", "monitor", "strategy")
+
+
 def train_single_task(
     encoder: nn.Module,
     tasks: Sequence[Task],
@@ -129,7 +134,8 @@ def train_single_task(
 ) -> RunResult:
     """Train one model per task: the same encoder architecture and head, the same budget, that task's data only.
 
-    Each model selects its best epoch on its task's main validation metric unless ``monitor`` is given.
+    Each model selects its best epoch on its task's main validation metric unless ``monitor`` is given, and
+    trains on its plain loss: a ``strategy`` (loss weighting) applies to the multi-task model only.
     """
     started = time.perf_counter()
     result = RunResult("stl", {}, {})
@@ -137,7 +143,7 @@ def train_single_task(
         fresh = fresh_task(task, seed)
         model = HardSharing(fresh_copy(encoder, seed), [fresh], input_key=input_key)
         kwargs = {"seed": seed, "monitor": f"val/{task.name}/{task.main_metric}" if val is not None else None}
-        kwargs.update({k: v for k, v in trainer_kwargs.items() if k not in ("baseline", "monitor")})
+        kwargs.update({k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY})
         directory = _sub(_path(run_dir), task.name)
         _, val_results, test_results, history = _fit_and_evaluate(
             task.name, model, [fresh], train, val, test, directory, resume, kwargs
@@ -171,7 +177,7 @@ def train_transfer(
     if source.name == target.name:
         raise ConfigError(f"transfer needs two different tasks; got {source.name!r} twice")
     started = time.perf_counter()
-    kwargs = {k: v for k, v in trainer_kwargs.items() if k not in ("baseline", "monitor")}
+    kwargs = {k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY}
     base = _path(run_dir)
     pre_task = fresh_task(source, seed)
     pretrain = HardSharing(fresh_copy(encoder, seed), [pre_task], input_key=input_key)

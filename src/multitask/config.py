@@ -6,16 +6,29 @@ unknown keys, so a config can never execute code.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from multitask import weighting
 from multitask.errors import ConfigError
 from multitask.metrics import BUILTIN_METRICS
 from multitask.tasks import BUILTIN_LOSSES
+from multitask.weighting import Weighting
 
 CENSUS_TASKS = ("income", "marital")
 
@@ -105,10 +118,14 @@ class ModelConfig(_Strict):
     encoder: MLPConfig = Field(default_factory=MLPConfig)
 
 
+ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr | list[StrictInt | StrictFloat] | list[StrictStr]
+
+
 class StrategyConfig(_Strict):
-    """How per-task losses become one update."""
+    """How per-task losses become one update: a weighting by name and its keyword arguments."""
 
     weighting: str = "ew"
+    weighting_params: dict[str, ParamValue] = Field(default_factory=dict)
 
     @field_validator("weighting")
     @classmethod
@@ -116,6 +133,20 @@ class StrategyConfig(_Strict):
         if value not in weighting.names():
             raise ValueError(f"unknown weighting {value!r}; allowed: {', '.join(weighting.names())}")
         return value
+
+    @model_validator(mode="after")
+    def _constructible(self) -> StrategyConfig:
+        self.build()
+        return self
+
+    def build(self) -> Weighting:
+        """The configured weighting (`ValueError` with the method's message when its arguments are wrong)."""
+        try:
+            return weighting.create(self.weighting, **self.weighting_params)
+        except ConfigError as error:
+            message = re.sub(r"^weighting '\w+': (\w+\.__init__\(\) )?", "", str(error))
+            message = message.replace("keyword argument", "parameter").replace("positional argument", "parameter")
+            raise ValueError(f"weighting_params for {self.weighting!r}: {message}") from None
 
 
 class OptimizerConfig(_Strict):
@@ -182,6 +213,10 @@ class ExperimentConfig(_Strict):
             unknown = [name for name in names if name not in CENSUS_TASKS]
             if unknown:
                 raise ValueError(f"census_income has tasks {', '.join(CENSUS_TASKS)}; unknown: {', '.join(unknown)}")
+        try:
+            self.strategy.build().setup(names)  # per-task arguments (preference, forms) need the task count
+        except ConfigError as error:
+            raise ValueError(f"strategy.weighting_params: {error}") from None
         for pair in self.compare.transfer:
             missing = [name for name in pair if name not in names]
             if missing or pair[0] == pair[1]:

@@ -27,5 +27,9 @@ class NonFiniteLossError(MultitaskError, FloatingPointError):
     """A task's loss was NaN or infinite at some step (see ``Trainer(on_nonfinite=...)``)."""
 
 
+class InvalidLossError(MultitaskError, ValueError):
+    """A task's loss cannot be used by the chosen weighting (e.g. negative where the method takes its log)."""
+
+
 class CheckpointError(MultitaskError):
     """A checkpoint is missing, truncated, corrupt or does not match the run being resumed."""

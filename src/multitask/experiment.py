@@ -13,7 +13,6 @@ import yaml
 from torch import nn
 from torch.optim import Optimizer
 
-from multitask import weighting
 from multitask.analysis import Comparison
 from multitask.baselines import compare
 from multitask.config import CensusDataConfig, ExperimentConfig, load_config
@@ -93,7 +92,7 @@ def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> d
             return torch.optim.lr_scheduler.StepLR(optimizer, step_size=schedule.step_size, gamma=schedule.gamma)
 
     result: dict[str, Any] = {
-        "strategy": Strategy(weighting.create(config.strategy.weighting)),
+        "strategy": Strategy(config.strategy.build()),
         "optimizer": make_optimizer,
         "scheduler": scheduler,
         "max_epochs": training.epochs,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
-from multitask.weighting import EW, Weighting
+from multitask.weighting import EW, StepContext, Weighting
 
 
 class Strategy(nn.Module):
@@ -25,14 +27,21 @@ class Strategy(nn.Module):
         super().__init__()
         self.weighting = weighting if weighting is not None else EW()
 
-    def objective(self, losses: Tensor) -> tuple[Tensor, Tensor]:
+    def setup(self, task_names: Sequence[str]) -> None:
+        """(Re)initialise the parts' state for these tasks; the Trainer calls it before building its optimiser."""
+        self.weighting.setup(task_names)
+
+    def objective(self, losses: Tensor, context: StepContext | None = None) -> tuple[Tensor, Tensor]:
         """The scalar to minimise for per-task losses ``[T]``, and the task weights ``[T]`` it used.
 
-        The weights are computed once and returned detached, so that what is logged is exactly what
-        the update used (methods with random weights draw them once per step).
+        ``context`` tells which tasks have labels in this step and gives the shared parameters
+        (all tasks present and no parameters when None). The weights are computed once and
+        returned detached, so that what is logged is exactly what the update used (methods with
+        random weights draw them once per step; methods with their own update make it here).
         """
-        weights = self.weighting.weights(losses)
-        value = weights @ losses + self.weighting.penalty().to(losses)
+        context = self.weighting.prepare(losses, context)
+        weights = self.weighting.weights(losses, context)
+        value = weights @ losses + self.weighting.penalty(context).to(losses)
         return value, weights.detach()
 
     def on_epoch_end(self, epoch: int, train_losses: Tensor) -> None:

@@ -17,7 +17,7 @@ from multitask.errors import ConfigError, DataError, NonFiniteLossError, ShapeEr
 from multitask.models import MLP, HardSharing
 from multitask.training import Callback, StepResult
 from multitask.training.callbacks import progress_wanted, tensorboard_available
-from multitask.weighting import Weighting
+from multitask.weighting import StepContext, Weighting
 
 
 def _split(data: ArrayDataset) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
@@ -301,7 +301,7 @@ def test_progress_bars_only_on_a_terminal_outside_ci(monkeypatch: pytest.MonkeyP
 
 def test_custom_weighting_plugs_in_through_the_strategy(two_task_data: ArrayDataset) -> None:
     class OnlyClassification(Weighting):
-        def weights(self, losses: torch.Tensor) -> torch.Tensor:
+        def weights(self, losses: torch.Tensor, context: StepContext) -> torch.Tensor:
             return torch.tensor([1.0, 0.0], device=losses.device)
 
     tasks = make_tasks()

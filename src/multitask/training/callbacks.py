@@ -152,7 +152,7 @@ def tensorboard_available() -> bool:
 
 
 class CurvePlot(Callback):
-    """At the end of training, ``curves.png``: per task, training and validation loss and each validation metric."""
+    """At the end of training, ``curves.png``: per task, losses and validation metrics; then the task weights."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -163,7 +163,11 @@ class CurvePlot(Callback):
 
 
 def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path) -> None:
-    """One row of panels per task: losses (train and validation), then each validation metric by epoch."""
+    """One row of panels per task: losses (train and validation), then each validation metric by epoch.
+
+    A last row shows each task's mean weight per epoch (``weight/TASK``), so that one sees how the
+    strategy moved the balance between tasks.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,7 +180,9 @@ def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str
         for name in task_names
     }
     width = 1 + max((len(keys) for keys in metric_keys.values()), default=0)
-    figure, axes = plt.subplots(len(task_names), width, figsize=(3.6 * width, 2.8 * len(task_names)), squeeze=False)
+    weight_keys = [f"weight/{name}" for name in task_names if f"weight/{name}" in columns]
+    rows = len(task_names) + (1 if weight_keys else 0)
+    figure, axes = plt.subplots(rows, width, figsize=(3.6 * width, 2.8 * rows), squeeze=False)
     for row, name in enumerate(task_names):
         for split in ("train", "val"):
             key = f"{split}/{name}/loss"
@@ -191,6 +197,14 @@ def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str
             axes[row][col].axis("off")
         for ax in axes[row]:
             ax.set_xlabel("epoch")
+    if weight_keys:  # how the strategy balanced the tasks: mean weight per epoch
+        for key in weight_keys:
+            axes[-1][0].plot(epochs, [r.get(key, math.nan) for r in history], marker="o", label=key.split("/", 1)[1])
+        axes[-1][0].set_title("task weights (mean per epoch)")
+        axes[-1][0].set_xlabel("epoch")
+        axes[-1][0].legend()
+        for ax in axes[-1][1:]:
+            ax.axis("off")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -34,6 +34,7 @@ from multitask.training.callbacks import (
     progress_wanted,
     tensorboard_available,
 )
+from multitask.weighting import StepContext
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -44,7 +45,10 @@ class Trainer:
     """Fits a `MultiTaskModel` on its tasks with a `Strategy`; evaluates and predicts.
 
     Each step: forward the step's batches, compute each task's loss over its labelled samples
-    (losses ``[T]``), ask the strategy for the objective, back-propagate, clip, step. After each
+    (losses ``[T]``), ask the strategy for the objective (with a `StepContext`: which tasks have
+    labels in the step, the model's shared parameters, epoch and step), back-propagate, clip, step.
+    The strategy is set up for the tasks before the optimiser is built, so learnable task weights
+    are trained by it; epoch-level strategies get each epoch's mean training losses. After each
     epoch: validate, log, select the best model on ``monitor``, stop early after ``patience`` epochs
     without improvement. With a ``run_dir`` the trainer writes checkpoints (every
     ``checkpoint_every`` steps and after every epoch), ``metrics.csv``/``metrics.jsonl``,
@@ -133,7 +137,10 @@ class Trainer:
         self.model = model.to(self.device)
         self.tasks = {task.name: task for task in tasks}
         self.task_names = tuple(self.tasks)
-        self.strategy = (strategy if strategy is not None else Strategy()).to(self.device)
+        self.strategy = strategy if strategy is not None else Strategy()
+        self.strategy.setup(self.task_names)  # creates learnable weights before the optimiser collects them
+        self.strategy.to(self.device)
+        self._shared_parameters = tuple(self.model.shared_parameters())
         self._parameters = _unique([*self.model.parameters(), *self.strategy.parameters()])
         self.optimizer = (optimizer or (lambda params: torch.optim.Adam(params, lr=lr)))(self._parameters)
         self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
@@ -259,7 +266,9 @@ class Trainer:
             return StepResult(
                 self.epoch, self.step_in_epoch, self.global_step, self._loss_dict(values, counts), {}, True
             )
-        objective, weights = self.strategy.objective(loss_vector)
+        labelled = torch.tensor([counts.get(name, 0) > 0 for name in self.task_names], device=self.device)
+        context = StepContext(labelled, self._shared_parameters, self.epoch, self.global_step)
+        objective, weights = self.strategy.objective(loss_vector, context)
         self.scaler.scale(objective).backward()  # type: ignore[no-untyped-call]
         if self.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
