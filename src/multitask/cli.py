@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -10,6 +11,11 @@ from importlib import resources
 from pathlib import Path
 
 from multitask.errors import MultitaskError
+
+# Idle OpenMP threads sleep instead of spinning. With spinning threads (the default), PyTorch on a
+# 2-core machine runs small models 10-30x slower as soon as any other process wants a core. Set
+# before torch is imported (this module imports it lazily); an explicit setting by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _parser() -> argparse.ArgumentParser:
