@@ -139,6 +139,18 @@ def check_number(name: str, value: object, *, minimum: float = 0.0, strict: bool
     return float(value)
 
 
+def check_preference(preference: object) -> list[float]:
+    """A preference vector as floats; `ConfigError` unless its entries are finite, non-negative and sum to one."""
+    if isinstance(preference, str) or not isinstance(preference, Sequence) or not preference:
+        raise ConfigError(f"preference must be a list with one number per task; got {preference!r}")
+    values = [check_number(f"preference[{i}]", value, strict=False) for i, value in enumerate(preference)]
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise ConfigError(
+            f"preference must sum to one; got {values} (sum {sum(values):.6g}); divide by the sum to normalise"
+        )
+    return values
+
+
 def masked_softmax(logits: Tensor, present: Tensor) -> Tensor:
     """``softmax`` over the present entries; absent entries get 0 (all zeros when none is present)."""
     if not bool(present.any()):

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from multitask.errors import ConfigError
-from multitask.weighting._base import StepContext, Weighting, check_num_tasks, check_number, registry
+from multitask.weighting._base import StepContext, Weighting, check_num_tasks, check_preference, registry
 
 
 @registry.register("linear")
@@ -33,14 +32,7 @@ class Linear(Weighting):
 
     def __init__(self, preference: Sequence[float]) -> None:
         super().__init__()
-        if isinstance(preference, str) or not isinstance(preference, Sequence) or not preference:
-            raise ConfigError(f"preference must be a list with one number per task; got {preference!r}")
-        values = [check_number(f"preference[{i}]", value, strict=False) for i, value in enumerate(preference)]
-        if abs(sum(values) - 1.0) > 1e-6:
-            raise ConfigError(
-                f"preference must sum to one; got {values} (sum {sum(values):.6g}); divide by the sum to normalise"
-            )
-        self.preference = values
+        self.preference = check_preference(preference)
 
     def reset(self, num_tasks: int) -> None:
         """Check that there is one preference entry per task."""
