@@ -102,3 +102,26 @@ def test_spectral_projection_is_feasible_and_keeps_feasible_points() -> None:
     eig = np.linalg.eigvalsh(m)
     assert eig.min() >= -1e-9 and eig.max() <= 1 + 1e-9 and abs(np.trace(m) - 2.0) < 1e-9
     np.testing.assert_allclose(P.project_spectral_capped(m, 2.0), m, atol=1e-9)
+
+
+@pytest.mark.parametrize(("alpha", "beta", "k"), [(1.0, 0.1, 1), (0.3, 1.0, 2), (5.0, 0.01, 3), (1.0, 1.0, 5)])
+def test_cluster_weights_match_a_qp(alpha: float, beta: float, k: int) -> None:
+    from multitask.linear._clustered import cluster_weights
+
+    sigma = np.abs(RNG.standard_normal(6)) * 2
+    sigma[-1] = 0.0  # a rank-deficient W
+    gamma = cluster_weights(sigma, alpha, beta, k)
+
+    def objective(g: np.ndarray) -> float:
+        return float(np.sum(sigma**2 / (beta + alpha * g)))
+
+    res = minimize(
+        objective,
+        np.full(6, k / 6),
+        method="SLSQP",
+        bounds=[(0, 1)] * 6,
+        constraints=[{"type": "eq", "fun": lambda g: g.sum() - k}],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    assert abs(gamma.sum() - k) < 1e-9 and gamma.min() >= 0 and gamma.max() <= 1
+    assert objective(gamma) <= res.fun + 1e-9 * max(res.fun, 1.0)

@@ -140,3 +140,58 @@ def test_cv_picks_alpha_on_a_warm_started_path() -> None:
     labels = (Y > 0).astype(int)
     logit = L.LogisticTraceCV(alphas=5, cv=2).fit(X, labels)
     assert logit.score(X, labels) > 0.7
+
+
+@pytest.mark.parametrize("penalty", ["l21", "lasso"])
+def test_working_set_solver_matches_sklearn_when_d_exceeds_n(penalty: str) -> None:
+    # d ≫ n: the loss is evaluated from X and solved on a growing working set of features
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((80, 600))
+    Y = X[:, :8] @ rng.standard_normal((8, 3)) + 0.5 * rng.standard_normal((80, 3))
+    alpha = 0.1
+    if penalty == "l21":
+        ours = L.LeastSquaresL21(alpha=alpha, tol=1e-10, max_iter=20000).fit(X, Y)
+        ref = MultiTaskLasso(alpha=alpha, tol=1e-12, max_iter=100000).fit(X, Y)
+        f_ref = l21_objective(X, Y, ref.coef_, ref.intercept_, alpha)
+        assert abs(l21_objective(X, Y, ours.coef_, ours.intercept_, alpha) - f_ref) <= 1e-6 * f_ref
+    else:
+        ours = L.LeastSquaresLasso(alpha=alpha, tol=1e-10, max_iter=20000).fit(X, Y)
+        for t in range(3):
+            ref_t = Lasso(alpha=alpha, tol=1e-12, max_iter=100000).fit(X, Y[:, t])
+            np.testing.assert_allclose(ours.coef_[t], ref_t.coef_, atol=1e-5)
+    assert 0 < np.count_nonzero(np.any(ours.coef_ != 0, axis=0)) < 600
+    X_sparse = X.copy()
+    X_sparse[np.abs(X_sparse) < 1.0] = 0.0
+    dense = L.LeastSquaresL21(alpha=alpha, tol=1e-10, max_iter=20000).fit(X_sparse, Y)
+    sparse = L.LeastSquaresL21(alpha=alpha, tol=1e-10, max_iter=20000).fit(sp.csr_matrix(X_sparse), Y)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=1e-7)
+    warm = L.LeastSquaresL21(alpha=alpha, tol=1e-10, max_iter=20000, warm_start=True).fit(X, Y)
+    assert warm.set_params(alpha=0.8 * alpha).fit(X, Y).dual_gap_ <= 1e-10 * np.sum((Y - Y.mean(0)) ** 2) / 80
+
+
+def test_clustered_eliminates_m_exactly() -> None:
+    from multitask.linear._clustered import ClusteredPenalty, cluster_weights
+
+    X, Y = problem(150, 8, 6, 14)
+    est = L.LeastSquaresClustered(alpha=1.0, beta=0.05, n_clusters=2, tol=1e-12, max_iter=50000).fit(X, Y)
+    W = est.coef_.T
+    M = est.task_relation_
+    eig = np.linalg.eigvalsh(M)
+    assert eig.min() >= -1e-9 and eig.max() <= 1 + 1e-9 and abs(np.trace(M) - 2) < 1e-9
+
+    def penalty(m: np.ndarray) -> float:  # MALSAR's form: ρ1 η (1 + η) tr(W (ηI + M)⁻¹ Wᵀ), η = ρ2 / ρ1
+        eta = 0.05 / 1.0
+        return float(1.0 * eta * (1 + eta) * np.trace(W @ np.linalg.inv(eta * np.eye(6) + m) @ W.T))
+
+    smooth = ClusteredPenalty(8, 6, 1.0, 0.05, 2).smooth([W.copy()], None)
+    assert abs(penalty(M) - smooth) <= 1e-9 * smooth
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # no feasible M gives a smaller penalty than the closed-form one
+        q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+        gamma = cluster_weights(np.abs(rng.standard_normal(6)) * 10, 1.0, 1.0, 2)
+        assert penalty((q * gamma) @ q.T) >= smooth - 1e-9 * smooth
+    # stationarity in W of the loss plus the (smooth) penalty
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    grad = [Xc.T @ (Xc @ W - Yc) / 150]
+    ClusteredPenalty(8, 6, 1.0, 0.05, 2).smooth([W.copy()], grad)
+    assert np.abs(grad[0]).max() < 1e-7

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.model_selection import check_cv
 
-from multitask.linear._base import LeastSquaresMTL, LinearMTL, LogisticMTL, Solution, make_loss, solve
+from multitask.linear._base import LeastSquaresMTL, LinearMTL, LogisticMTL, Loss, Solution, make_loss, solve
 from multitask.linear._common import check_alpha_beta, document
 from multitask.linear._data import TaskData, prepare
-from multitask.linear._l21 import L21Penalty
+from multitask.linear._l21 import L21Penalty, LeastSquaresL21
 from multitask.linear._lasso import L1Penalty
+from multitask.linear._loss import SquaredLoss
 from multitask.linear._penalty import NormPenalty, Penalty
 from multitask.linear._trace import TracePenalty
 
@@ -26,6 +27,45 @@ def validation_loss(data: TaskData, coef: Array, intercept: Array, is_classifier
     entry = np.logaddexp(0.0, -data.targets * z) if is_classifier else (z - data.targets) ** 2
     present = int(np.count_nonzero(data.counts))
     return float(np.sum(data.weights * entry)) / max(present, 1)
+
+
+def solve_path(
+    loss: Loss, make_penalty: Callable[[float], Penalty], grid: Array, *, max_iter: int, tol: float
+) -> Iterator[Solution]:
+    """Solves for each ``α`` of ``grid`` in turn, each solve warm-started from the previous one.
+
+    The loss (and with it the Gram matrix and centring statistics) is built once for the whole
+    path, and the step-size constant ``L`` is carried from one solve to the next.
+    """
+    if isinstance(loss, SquaredLoss):
+        _ = loss.gram  # built once for the whole path (and so used by every solve on it)
+    start: Array | None = None
+    lipschitz: float | None = None
+    for alpha in grid:
+        sol = solve(loss, make_penalty(float(alpha)), max_iter=max_iter, tol=tol, start=start, lipschitz=lipschitz)
+        start, lipschitz = sol.x, sol.result.lipschitz
+        yield sol
+
+
+def l21_path(X: Any, Y: Any, alphas: Any, *, tol: float = 1e-4, max_iter: int = 1000) -> tuple[Array, Array]:
+    """``LeastSquaresL21`` solutions along ``alphas`` (shared-X form), as ``MultiTaskLassoCV`` walks each fold.
+
+    Returns:
+        ``coefs [n_alphas, T, d]`` and ``intercepts [n_alphas, T]``.
+    """
+    est = LeastSquaresL21(tol=tol, max_iter=max_iter)
+    data = prepare(est, X, Y, None, is_classifier=False).data
+    d, n_tasks = data.X.shape[1], data.n_tasks
+    path = list(
+        solve_path(
+            make_loss(data, False, True),
+            lambda a: L21Penalty(d, n_tasks, a),
+            np.asarray(alphas, dtype=float),
+            max_iter=max_iter,
+            tol=tol,
+        )
+    )
+    return np.array([sol.coef.T for sol in path]), np.array([sol.intercept for sol in path])
 
 
 class PathCV(LinearMTL):
@@ -64,15 +104,8 @@ class PathCV(LinearMTL):
     def _path(self, train: TaskData, test: TaskData, grid: Array) -> Array:
         loss = make_loss(train, self._is_classifier, self.fit_intercept)
         d, n_tasks = train.X.shape[1], train.n_tasks
-        scores = np.empty(grid.size)
-        start: Array | None = None
-        lipschitz = None
-        for k, alpha in enumerate(grid):
-            penalty = self._make_penalty(d, n_tasks, float(alpha))
-            sol = solve(loss, penalty, max_iter=self.max_iter, tol=self.tol, start=start, lipschitz=lipschitz)
-            start, lipschitz = sol.x, sol.result.lipschitz
-            scores[k] = validation_loss(test, sol.coef, sol.intercept, self._is_classifier)
-        return scores
+        path = solve_path(loss, lambda a: self._make_penalty(d, n_tasks, a), grid, max_iter=self.max_iter, tol=self.tol)
+        return np.array([validation_loss(test, sol.coef, sol.intercept, self._is_classifier) for sol in path])
 
     def fit(self, X: Any, y: Any, task: Any = None) -> PathCV:
         """Fits the path on each fold, picks ``alpha_`` with the lowest mean validation loss, refits.

@@ -26,6 +26,10 @@ class L21Penalty(NormPenalty):
         return float(np.linalg.norm(matrix, axis=1).max(initial=0.0))
 
     @staticmethod
+    def row_dual_norms(matrix: Array) -> Array:
+        return np.asarray(np.linalg.norm(matrix, axis=1))
+
+    @staticmethod
     def prox_norm(matrix: Array, threshold: float) -> Array:
         return group_soft_threshold(matrix, threshold, axis=1)
 

@@ -27,6 +27,10 @@ class L1Penalty(NormPenalty):
         return float(np.abs(matrix).max(initial=0.0))
 
     @staticmethod
+    def row_dual_norms(matrix: Array) -> Array:
+        return np.asarray(np.abs(matrix).max(axis=1, initial=0.0))
+
+    @staticmethod
     def prox_norm(matrix: Array, threshold: float) -> Array:
         return soft_threshold(matrix, threshold)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,27 +30,44 @@ class SquaredLoss:
     is_quadratic = True
     has_intercept_variable = False
 
-    def __init__(self, data: TaskData, fit_intercept: bool) -> None:
+    def __init__(self, data: TaskData, fit_intercept: bool, use_gram: bool | None = None) -> None:
         self.data = data
+        self.fit_intercept = fit_intercept
         d, n_tasks = data.X.shape[1], data.n_tasks
         dtype = data.X.dtype
-        if fit_intercept:
-            self.x_mean = data.adjoint(data.weights)
-            self.y_mean = data.task_sum(data.weights * data.targets)
-        else:
-            self.x_mean = np.zeros((d, n_tasks), dtype=dtype)
-            self.y_mean = np.zeros(n_tasks, dtype=dtype)
+        self.y_mean = data.task_sum(data.weights * data.targets) if fit_intercept else np.zeros(n_tasks, dtype=dtype)
         self.centred = (data.targets - data.expand(self.y_mean)) * data.observed
-        self.B = data.adjoint(data.weights * self.centred)
+        weighted = data.weights * self.centred
+        if not fit_intercept:
+            self.x_mean = np.zeros((d, n_tasks), dtype=dtype)
+            self.B = data.adjoint(weighted)
+        elif data.task_of_row is None:  # one pass over X for both x̄ and B
+            both = data.adjoint(np.hstack([data.weights, weighted]))
+            self.x_mean, self.B = np.ascontiguousarray(both[:, :n_tasks]), np.ascontiguousarray(both[:, n_tasks:])
+        else:
+            self.x_mean, self.B = data.adjoint(data.weights), data.adjoint(weighted)
         self.yy = float(np.sum(data.weights * self.centred**2))
-        self.gram = self._gram() if self._use_gram() else None
+        self.use_gram = self._use_gram() if use_gram is None else use_gram
+        self._gram_cache: Array | None = None
+
+    @property
+    def gram(self) -> Array | None:
+        """The (per-task) Gram matrices when the loss is evaluated from them, built on first use."""
+        if self.use_gram and self._gram_cache is None:
+            self._gram_cache = self._gram()
+        return self._gram_cache
+
+    @property
+    def is_gram_built(self) -> bool:
+        return self._gram_cache is not None
 
     def _use_gram(self) -> bool:
         data = self.data
         n, d = data.X.shape
         n_tasks = data.n_tasks
         if data.is_complete_shared:
-            return bool(n >= d and d <= 200 * n_tasks)
+            # the Gram costs n·d², a step from X 4·n·d·T: worth it unless d ≫ T (tens of steps expected)
+            return bool(n >= d and d <= 100 * n_tasks)
         n_obs = int(data.counts.sum())
         per_iter_ok = n_tasks * d * d <= n_obs * d and n_tasks * d * d * data.X.dtype.itemsize <= _GRAM_BYTES
         setup_ok = data.task_of_row is not None or d <= 200
@@ -92,6 +110,27 @@ class SquaredLoss:
         weighted = data.weights * residual
         value = 0.5 * float(np.vdot(weighted, residual))
         return value, (data.adjoint(weighted) if need_grad else None), None
+
+    def restrict(self, features: Array) -> SquaredLoss:
+        """The loss seen by ``W[features]`` alone (shared, complete form), reusing the centring statistics."""
+        sub = object.__new__(SquaredLoss)
+        columns = self.data.X[:, features]
+        sub.data = replace(self.data, X=columns if sp.issparse(columns) else np.ascontiguousarray(columns))
+        sub.fit_intercept = self.fit_intercept
+        sub.x_mean, sub.y_mean, sub.centred, sub.yy = self.x_mean[features], self.y_mean, self.centred, self.yy
+        sub.B = self.B[features]
+        sub.use_gram, sub._gram_cache = sub._use_gram(), None
+        return sub
+
+    def value_grad_rows(self, sub: SquaredLoss, coef_rows: Array) -> tuple[float, Array]:
+        """Value and full gradient ``[d, T]`` at a ``W`` that is zero outside the rows ``sub`` keeps.
+
+        Only the gradient needs all of ``X``; the residual comes from ``sub``'s columns.
+        """
+        data = self.data
+        residual = np.asarray(sub.data.X @ coef_rows) - np.sum(sub.x_mean * coef_rows, axis=0) - self.centred
+        weighted = data.weights * residual
+        return 0.5 * float(np.vdot(weighted, residual)), data.adjoint(weighted)
 
     def intercept(self, coef: Array, intercept: Array | None) -> Array:
         return np.asarray(self.y_mean - np.sum(self.x_mean * coef, axis=0))

@@ -92,6 +92,11 @@ class NormPenalty(Penalty):
     def prox_norm(matrix: Array, threshold: float) -> Array:
         raise NotImplementedError
 
+    @staticmethod
+    def row_dual_norms(matrix: Array) -> Array | None:
+        """Dual norm of each row ``[d]`` when ``Ω`` is a sum over rows (features); ``None`` otherwise."""
+        return None
+
     def smooth(self, blocks: list[Array], out: list[Array] | None) -> float:
         if self.l2 == 0.0:
             return 0.0
