@@ -1,7 +1,32 @@
-"""Sharing schemes: how tasks share parameters."""
+"""Sharing schemes: how tasks share parameters.
+
+Shared-Bottom (the mixture-of-experts papers' baseline) is `HardSharing`.
+"""
 
 from multitask.models._base import MultiTaskModel
+from multitask.models._coupled import CoupledNetworks
+from multitask.models._cross_stitch import CrossStitch
+from multitask.models._dselect_k import DSelectK
 from multitask.models._hard import HardSharing
 from multitask.models._mlp import MLP
+from multitask.models._mmoe import MMoE
+from multitask.models._mtan import MTAN
+from multitask.models._ple import CGC, PLE
+from multitask.models._soft import SoftSharedConv2d, SoftSharedLinear, SoftSharing, soft_sharing_penalty
 
-__all__ = ["MLP", "HardSharing", "MultiTaskModel"]
+__all__ = [
+    "CGC",
+    "MLP",
+    "MTAN",
+    "PLE",
+    "CoupledNetworks",
+    "CrossStitch",
+    "DSelectK",
+    "HardSharing",
+    "MMoE",
+    "MultiTaskModel",
+    "SoftSharedConv2d",
+    "SoftSharedLinear",
+    "SoftSharing",
+    "soft_sharing_penalty",
+]

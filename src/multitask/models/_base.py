@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from multitask.errors import ConfigError
@@ -28,6 +29,15 @@ class MultiTaskModel(nn.Module, ABC):
     @abstractmethod
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters used by more than one task (those gradient aggregation acts on)."""
+
+    def regularization(self) -> Tensor:
+        """The model's own penalty on its parameters, added to the training objective (zero by default).
+
+        Soft sharing returns its coupling term here (e.g. ``λ Σ_t ‖b_t‖²``); the Trainer adds it to the
+        strategy's objective at every step.
+        """
+        parameter = next(self.parameters(), None)
+        return torch.zeros((), device=parameter.device if parameter is not None else None)
 
     def task_specific_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter that is not shared."""
