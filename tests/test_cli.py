@@ -139,3 +139,15 @@ def test_evaluate_works_for_a_run_trained_from_a_relative_config_path(
     capsys.readouterr()
     assert main(["evaluate", "out"]) == 0  # the saved config holds absolute data paths
     assert "| mtl |" in capsys.readouterr().out
+
+
+def test_a_config_can_choose_a_gradient_aggregation(config_path: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load(config_path.read_text())
+    config["strategy"] = {"aggregation": "upgrad"}
+    config["compare"] = {"methods": ["mtl"]}
+    config_path.write_text(yaml.safe_dump(config))
+    output = tmp_path / "run"
+    assert main(["train", str(config_path), "--output", str(output)]) == 0
+    rows = list(csv.DictReader((output / "results.csv").open()))
+    auc = next(float(r["value"]) for r in rows if r["task"] == "y1" and r["metric"] == "auc")
+    assert auc > 0.9  # trained through the aggregation path

@@ -97,12 +97,52 @@ MISTAKES = [
         _with("strategy", {"weighting": "dwa", "weighting_params": {"temperature": {"a": 1}}}),
         "strategy.weighting_params.temperature",
     ),
+    (
+        "unknown aggregation",
+        _with("strategy", {"aggregation": "nashmtl"}),
+        "strategy.aggregation: unknown aggregation 'nashmtl'; allowed: aligned_mtl, cagrad",
+    ),
+    (
+        "unknown aggregation parameter",
+        _with("strategy", {"aggregation": "cagrad", "aggregation_params": {"cc": 0.5}}),
+        "strategy: aggregation_params for 'cagrad': got an unexpected parameter 'cc'",
+    ),
+    (
+        "aggregation parameters without a method",
+        _with("strategy", {"aggregation_params": {"c": 0.5}}),
+        "strategy: aggregation_params given without aggregation",
+    ),
+    (
+        "unknown aggregation mode",
+        _with("strategy", {"aggregation": "upgrad", "aggregation_mode": "rep"}),
+        "strategy.aggregation_mode: Input should be 'jacobian', 'gramian' or 'representation'",
+    ),
     ("unknown data type", _with("data.type", "parquet"), "data.type: unknown type 'parquet'; allowed: 'census_income'"),
     ("missing required key", _with("tasks", _DELETE), "tasks: required key is missing"),
     ("missing data path", _with("data.train", "nowhere.csv"), "data.train: file not found"),
     ("duplicate task", _with("tasks.1", {"name": "y1", "kind": "binary"}), "task names must be unique"),
     ("transfer to unknown task", _with("compare", {"transfer": [["y1", "zz"]]}), "compare.transfer pair ['y1', 'zz']"),
-    ("unknown method", _with("compare", {"methods": ["mmoe"]}), "compare.methods[0]: Input should be 'stl' or 'mtl'"),
+    ("unknown method", _with("compare", {"methods": ["moe"]}), "compare.methods[0]: Input should be 'stl', 'mtl'"),
+    ("unknown architecture", _with("model", {"type": "mixture"}), "model.type: Input should be 'hard_sharing', 'mmoe'"),
+    ("repeated method", _with("compare", {"methods": ["mtl", "mtl"]}), "methods must not repeat"),
+    (
+        "the mtl model twice",
+        _with("compare", {"methods": ["mtl", "hard_sharing"]}),
+        "both mtl and hard_sharing (model.type)",
+    ),
+    ("zero experts", _with("model", {"type": "mmoe", "num_experts": 0}), "model.num_experts: Input should be greater"),
+    ("negative lambda", _with("model", {"type": "soft_sharing", "lam": -1}), "model.lam: Input should be greater than"),
+    ("k above experts", _with("model", {"type": "dselect_k", "num_experts": 2, "k": 3}), "k (3) must be at most"),
+    (
+        "a parameter no trained architecture reads",
+        _with("model", {"num_experts": 8}),
+        "model.num_experts is read only by mmoe, omoe, dselect_k; the trained architectures (hard_sharing)",
+    ),
+    (
+        "experts that do not fit the heads",
+        _with("model", {"type": "mmoe", "expert": {"hidden": [8]}}),
+        "expert must output the encoder's width (64)",
+    ),
 ]
 
 
@@ -134,3 +174,12 @@ def test_configs_cannot_execute_code(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_architectures_and_their_parameters_are_accepted(folder: Path) -> None:
+    raw = _with("model", {"type": "ple", "num_levels": 3, "num_task_experts": 2, "expert": {"hidden": [32, 64]}})
+    raw["compare"] = {"methods": ["stl", "mtl", "mmoe", "soft_sharing"]}
+    raw["model"] |= {"num_experts": 3, "lam": 0.5}
+    config = parse_config(raw, base_dir=folder)
+    assert config.model.type == "ple" and config.model.num_levels == 3
+    assert config.compare.methods == ["stl", "mtl", "mmoe", "soft_sharing"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,14 @@ from torch import nn
 
 from multitask.analysis import Comparison
 from multitask.errors import ConfigError
-from multitask.models import HardSharing
+from multitask.models import HardSharing, MultiTaskModel
 from multitask.tasks import Task
 from multitask.training import Trainer
 from multitask.training._data import Data
 from multitask.training.trainer import Results
+
+ModelFactory = Callable[[Sequence[Task]], MultiTaskModel]
+"""Builds a multi-task model from (fresh) tasks; called under a fixed seed, so its own layers start the same."""
 
 
 def fresh_copy(module: nn.Module, seed: int) -> nn.Module:
@@ -73,7 +76,7 @@ class RunResult:
 
 def _fit_and_evaluate(
     name: str,
-    model: HardSharing,
+    model: MultiTaskModel,
     tasks: Sequence[Task],
     train: Data,
     val: Data | None,
@@ -102,16 +105,26 @@ def train_multitask(
     seed: int = 0,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    model: ModelFactory | None = None,
+    method: str = "mtl",
     **trainer_kwargs: Any,
 ) -> RunResult:
-    """Train one hard-shared model on all ``tasks`` (fresh copies of ``encoder`` and the heads)."""
+    """Train one multi-task model on all ``tasks``: hard sharing of a fresh copy of ``encoder``, or ``model(tasks)``.
+
+    The tasks get freshly initialised heads; ``model`` is called under ``seed``.
+    """
     started = time.perf_counter()
     fresh = [fresh_task(task, seed) for task in tasks]
-    model = HardSharing(fresh_copy(encoder, seed), fresh, input_key=input_key)
+    if model is None:
+        network: MultiTaskModel = HardSharing(fresh_copy(encoder, seed), fresh, input_key=input_key)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = model(fresh)
     _, val_results, test_results, history = _fit_and_evaluate(
-        "mtl", model, fresh, train, val, test, _path(run_dir), resume, {"seed": seed, **trainer_kwargs}
+        method, network, fresh, train, val, test, _path(run_dir), resume, {"seed": seed, **trainer_kwargs}
     )
-    return RunResult("mtl", test_results, val_results, {"mtl": history}, time.perf_counter() - started)
+    return RunResult(method, test_results, val_results, {method: history}, time.perf_counter() - started)
 
 
 # Options that only make sense for the multi-task model: single-task and transfer models train on the plain
@@ -234,19 +247,26 @@ def compare(
     seed: int = 0,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    model: ModelFactory | None = None,
+    architectures: Mapping[str, ModelFactory] | None = None,
     **trainer_kwargs: Any,
 ) -> Comparison:
     """Train the requested methods on the same data and budget and compare them on ``test``.
 
-    Methods: ``"stl"`` (one model per task), ``"mtl"`` (hard sharing with the trainer's strategy),
-    plus one transfer run per ``(source, target)`` pair in ``transfer``. When both STL and MTL run
-    and there is validation data, the MTL model is selected on validation Δm% against the STL
-    models (unless ``monitor`` is given).
+    Methods: ``"stl"`` (one model per task), ``"mtl"`` (hard sharing with the trainer's strategy,
+    or ``model(tasks)`` when given), one more multi-task run per entry of ``architectures``
+    (``{method name: model factory}``, e.g. ``{"mmoe": ...}``), plus one transfer run per
+    ``(source, target)`` pair in ``transfer``. When STL runs and there is validation data, the
+    multi-task models are selected on validation Δm% against the STL models (unless ``monitor``
+    is given).
 
     Returns:
         A `Comparison` whose ``results`` hold every method's test metrics.
     """
     unknown = [m for m in methods if m not in ("stl", "mtl")]
+    clashes = [name for name in architectures or {} if name in ("stl", "mtl") or name.startswith("transfer")]
+    if clashes:
+        raise ConfigError(f"architectures may not be named {clashes}: stl, mtl and transfer* name other methods")
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; allowed: stl, mtl (transfer runs go in transfer=[...])")
     by_name = {task.name: task for task in tasks}
@@ -259,15 +279,17 @@ def compare(
     runs: dict[str, RunResult] = {}
     if "stl" in methods:
         runs["stl"] = train_single_task(encoder, tasks, train, val, test, run_dir=_sub(base, "stl"), **common)
-    if "mtl" in methods:
-        mtl_kwargs = dict(common)
-        if "stl" in runs and val is not None and "monitor" not in trainer_kwargs:
-            mtl_kwargs["baseline"] = {
-                t.name: {m: runs["stl"].val[t.name][m] for m in t.metric_fns}
-                for t in tasks
-                if t.name in runs["stl"].val
-            }
-        runs["mtl"] = train_multitask(encoder, tasks, train, val, test, run_dir=_sub(base, "mtl"), **mtl_kwargs)
+    mtl_kwargs = dict(common)
+    if "stl" in runs and val is not None and "monitor" not in trainer_kwargs:
+        mtl_kwargs["baseline"] = {
+            t.name: {m: runs["stl"].val[t.name][m] for m in t.metric_fns} for t in tasks if t.name in runs["stl"].val
+        }
+    multitask_runs: dict[str, ModelFactory | None] = {"mtl": model} if "mtl" in methods else {}
+    multitask_runs.update(architectures or {})
+    for name, factory in multitask_runs.items():
+        runs[name] = train_multitask(
+            encoder, tasks, train, val, test, run_dir=_sub(base, name), model=factory, method=name, **mtl_kwargs
+        )
     for source, target in transfer:
         run = train_transfer(
             encoder,

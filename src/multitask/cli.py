@@ -34,9 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--methods",
         nargs="+",
-        choices=["stl", "mtl"],
         default=None,
-        help="override compare.methods, e.g. --methods stl mtl",
+        help="override compare.methods (stl, mtl or an architecture name), e.g. --methods stl mtl mmoe",
     )
     train.add_argument(
         "--transfer",
@@ -82,7 +81,10 @@ def _demo(args: argparse.Namespace) -> int:
     if args.max_train_samples is not None:
         raw["data"]["max_train_samples"] = args.max_train_samples
     config = parse_config(raw, source="demo config")
-    print("Census-Income (KDD): income > 50K and 'never married', single-task models vs one hard-shared model")
+    print(
+        "Census-Income (KDD): income > 50K and 'never married'; single-task models vs multi-task models "
+        f"({', '.join(m for m in raw['compare']['methods'] if m != 'stl')})"
+    )
     return _run(config, args.output, resume=False, overwrite=True)
 
 

@@ -7,6 +7,7 @@ unknown keys, so a config can never execute code.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,9 +25,11 @@ from pydantic import (
     model_validator,
 )
 
-from multitask import weighting
+from multitask import aggregation, weighting
+from multitask.aggregation import Aggregator
 from multitask.errors import ConfigError
 from multitask.metrics import BUILTIN_METRICS
+from multitask.strategy import Strategy
 from multitask.tasks import BUILTIN_LOSSES
 from multitask.weighting import Weighting
 
@@ -111,11 +114,71 @@ class CSVDataConfig(_Strict):
         return self
 
 
-class ModelConfig(_Strict):
-    """The sharing scheme and its shared encoder."""
+ARCHITECTURES = ("hard_sharing", "mmoe", "omoe", "cgc", "ple", "dselect_k", "cross_stitch", "soft_sharing", "coupled")
+Architecture = Literal[
+    "hard_sharing", "mmoe", "omoe", "cgc", "ple", "dselect_k", "cross_stitch", "soft_sharing", "coupled"
+]
+# The hyper-parameters each architecture reads besides the encoder (see `multitask.models`).
+ARCHITECTURE_PARAMS: dict[str, tuple[str, ...]] = {
+    "hard_sharing": (),
+    "mmoe": ("expert", "num_experts"),
+    "omoe": ("expert", "num_experts"),
+    "cgc": ("expert", "num_task_experts", "num_shared_experts"),
+    "ple": ("expert", "num_task_experts", "num_shared_experts", "num_levels"),
+    "dselect_k": ("expert", "num_experts", "k"),
+    "cross_stitch": ("self_weight",),
+    "soft_sharing": ("lam",),
+    "coupled": ("lam",),
+}
 
-    type: Literal["hard_sharing"] = "hard_sharing"
+
+class ModelConfig(_Strict):
+    """The sharing scheme of the ``mtl`` method, its encoder, and the architectures' hyper-parameters.
+
+    ``encoder`` is the shared trunk (``hard_sharing``), each column (``cross_stitch``), the network
+    that is copied (``soft_sharing``, ``coupled``) and, unless ``expert`` is given, each expert of
+    the mixture-of-experts models. Architectures named in ``compare.methods`` read the same fields.
+    """
+
+    type: Architecture = "hard_sharing"
     encoder: MLPConfig = Field(default_factory=MLPConfig)
+    expert: MLPConfig | None = None
+    num_experts: int = Field(default=4, gt=0)
+    num_task_experts: int = Field(default=1, gt=0)
+    num_shared_experts: int = Field(default=1, ge=0)
+    num_levels: int = Field(default=2, gt=0)
+    k: int = Field(default=2, gt=0)
+    lam: float = Field(default=0.01, ge=0, allow_inf_nan=False)
+    self_weight: float = Field(default=0.9, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.expert is not None:
+            width, expected = _out_width(self.expert), _out_width(self.encoder)
+            if width != expected:
+                raise ValueError(
+                    f"expert must output the encoder's width ({expected}) so that the task heads fit; "
+                    f"its last hidden layer has {width}"
+                )
+        if self.k > self.num_experts:
+            raise ValueError(f"k ({self.k}) must be at most num_experts ({self.num_experts})")
+        return self
+
+    def check_used(self, architectures: Collection[str]) -> None:
+        """Refuse hyper-parameters that none of ``architectures`` reads (a likely typo or a wrong type)."""
+        used = {field for name in architectures for field in ARCHITECTURE_PARAMS[name]}
+        fields = type(self).model_fields
+        candidates = self.model_fields_set - used - {"type", "encoder"}
+        unused = sorted(f for f in candidates if getattr(self, f) != fields[f].get_default(call_default_factory=True))
+        if unused:
+            readers = {f: [a for a, ps in ARCHITECTURE_PARAMS.items() if f in ps] for f in unused}
+            detail = "; ".join(f"model.{f} is read only by {', '.join(readers[f])}" for f in unused)
+            trained = ", ".join(sorted(architectures)) or "none"
+            raise ValueError(f"{detail}; the trained architectures ({trained}) do not use it")
+
+
+def _out_width(mlp: MLPConfig) -> int | None:
+    return mlp.hidden[-1] if mlp.hidden else None
 
 
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr | list[StrictInt | StrictFloat] | list[StrictStr]
@@ -126,6 +189,9 @@ class StrategyConfig(_Strict):
 
     weighting: str = "ew"
     weighting_params: dict[str, ParamValue] = Field(default_factory=dict)
+    aggregation: str | None = None
+    aggregation_params: dict[str, ParamValue] = Field(default_factory=dict)
+    aggregation_mode: Literal["jacobian", "gramian", "representation"] = "jacobian"
 
     @field_validator("weighting")
     @classmethod
@@ -134,10 +200,37 @@ class StrategyConfig(_Strict):
             raise ValueError(f"unknown weighting {value!r}; allowed: {', '.join(weighting.names())}")
         return value
 
+    @field_validator("aggregation")
+    @classmethod
+    def _registered_aggregation(cls, value: str | None) -> str | None:
+        if value is not None and value not in aggregation.names():
+            raise ValueError(f"unknown aggregation {value!r}; allowed: {', '.join(aggregation.names())}")
+        return value
+
     @model_validator(mode="after")
     def _constructible(self) -> StrategyConfig:
-        self.build()
+        self.strategy()
         return self
+
+    def strategy(self) -> Strategy:
+        """The configured `Strategy` (`ValueError` with one clear message when an argument is wrong)."""
+        try:
+            return Strategy(self.build(), self.build_aggregation(), mode=self.aggregation_mode)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+
+    def build_aggregation(self) -> Aggregator | None:
+        """The configured aggregator, or None for the plain backward of the weighted sum."""
+        if self.aggregation is None:
+            if self.aggregation_params:
+                raise ValueError("aggregation_params given without aggregation: name the method (e.g. upgrad)")
+            return None
+        try:
+            return aggregation.create(self.aggregation, **self.aggregation_params)
+        except ConfigError as error:
+            message = re.sub(r"^aggregation '\w+': (\w+\.__init__\(\) )?", "", str(error))
+            message = message.replace("keyword argument", "parameter").replace("positional argument", "parameter")
+            raise ValueError(f"aggregation_params for {self.aggregation!r}: {message}") from None
 
     def build(self) -> Weighting:
         """The configured weighting (`ValueError` with the method's message when its arguments are wrong)."""
@@ -184,11 +277,22 @@ class TrainingConfig(_Strict):
 
 
 class CompareConfig(_Strict):
-    """Which methods to train side by side on the same data and budget."""
+    """Which methods to train side by side on the same data and budget.
 
-    methods: list[Literal["stl", "mtl"]] = Field(default=["stl", "mtl"], min_length=1)
+    ``stl``: one model per task; ``mtl``: the ``model`` section's architecture; an architecture
+    name (``mmoe``, ``ple``, ...): that architecture, with the ``model`` section's hyper-parameters.
+    """
+
+    methods: list[Literal["stl", "mtl", Architecture]] = Field(default=["stl", "mtl"], min_length=1)
     transfer: list[tuple[str, str]] = Field(default_factory=list)
     freeze_encoder: bool = False
+
+    @field_validator("methods")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"methods must not repeat; got {value}")
+        return value
 
 
 class ExperimentConfig(_Strict):
@@ -217,6 +321,13 @@ class ExperimentConfig(_Strict):
             self.strategy.build().setup(names)  # per-task arguments (preference, forms) need the task count
         except ConfigError as error:
             raise ValueError(f"strategy.weighting_params: {error}") from None
+        methods = self.compare.methods
+        if "mtl" in methods and self.model.type in methods:
+            raise ValueError(f"compare.methods has both mtl and {self.model.type} (model.type): the same model twice")
+        architectures = {m for m in methods if m != "stl" and m != "mtl"} | (
+            {self.model.type} if "mtl" in methods else set()
+        )
+        self.model.check_used(architectures)
         for pair in self.compare.transfer:
             missing = [name for name in pair if name not in names]
             if missing or pair[0] == pair[1]:

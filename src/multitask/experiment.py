@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,21 @@ from torch import nn
 from torch.optim import Optimizer
 
 from multitask.analysis import Comparison
-from multitask.baselines import compare
+from multitask.baselines import ModelFactory, compare
 from multitask.config import CensusDataConfig, ExperimentConfig, load_config
 from multitask.data._tabular import TabularData, load_tabular
 from multitask.errors import CheckpointError, ConfigError
-from multitask.models import MLP, HardSharing
-from multitask.strategy import Strategy
+from multitask.models import (
+    MLP,
+    PLE,
+    CoupledNetworks,
+    CrossStitch,
+    DSelectK,
+    HardSharing,
+    MMoE,
+    MultiTaskModel,
+    SoftSharing,
+)
 from multitask.tasks import Task
 from multitask.training import Trainer
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
@@ -71,6 +80,58 @@ def build_encoder(config: ExperimentConfig, num_features: int) -> MLP:
     return MLP(num_features, encoder.hidden, None, encoder.dropout)
 
 
+def build_model(config: ExperimentConfig, architecture: str, num_features: int) -> ModelFactory:
+    """``tasks -> model``: the named architecture (see `multitask.config.ARCHITECTURES`) as the config sets it up."""
+    spec = config.model
+    expert_spec = spec.expert or spec.encoder
+
+    def encoder() -> MLP:
+        return build_encoder(config, num_features)
+
+    def expert(in_features: int) -> MLP:
+        return MLP(in_features, expert_spec.hidden, None, expert_spec.dropout)
+
+    def experts(count: int) -> list[nn.Module]:
+        return [expert(num_features) for _ in range(count)]
+
+    def build(tasks: Sequence[Task]) -> MultiTaskModel:
+        if architecture in ("mmoe", "omoe"):
+            shared_gate = architecture == "omoe"
+            return MMoE(experts(spec.num_experts), tasks, in_features=num_features, shared_gate=shared_gate)
+        if architecture in ("cgc", "ple"):
+            levels = 1 if architecture == "cgc" else spec.num_levels
+            return PLE(
+                expert,
+                tasks,
+                in_features=num_features,
+                num_task_experts=spec.num_task_experts,
+                num_shared_experts=spec.num_shared_experts,
+                num_levels=levels,
+            )
+        if architecture == "dselect_k":
+            return DSelectK(experts(spec.num_experts), tasks, in_features=num_features, k=spec.k)
+        if architecture == "cross_stitch":
+            return CrossStitch(list(encoder()), tasks, self_weight=spec.self_weight)
+        if architecture == "soft_sharing":
+            return SoftSharing(encoder(), tasks, lam=spec.lam)
+        if architecture == "coupled":
+            return CoupledNetworks(encoder(), tasks, lam=spec.lam)
+        if architecture == "hard_sharing":
+            return HardSharing(encoder(), tasks)
+        raise ConfigError(f"unknown architecture {architecture!r}")
+
+    return build
+
+
+def _architecture(config: ExperimentConfig, method: str) -> str:
+    """The architecture ``method`` trains (``mtl``: the ``model`` section's; STL and transfer: hard sharing)."""
+    if method == "mtl":
+        return config.model.type
+    if method == "stl" or method.startswith("transfer:"):
+        return "hard_sharing"
+    return method
+
+
 def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> dict[str, Any]:
     """Keyword arguments of `Trainer` that the config's ``training`` and ``strategy`` sections set."""
     training = config.training
@@ -92,7 +153,7 @@ def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> d
             return torch.optim.lr_scheduler.StepLR(optimizer, step_size=schedule.step_size, gamma=schedule.gamma)
 
     result: dict[str, Any] = {
-        "strategy": Strategy(config.strategy.build()),
+        "strategy": config.strategy.strategy(),
         "optimizer": make_optimizer,
         "scheduler": scheduler,
         "max_epochs": training.epochs,
@@ -151,13 +212,20 @@ def run_experiment(
     data = load_data(config)
     encoder = build_encoder(config, data.num_features)
     tasks = build_tasks(config, data, encoder.out_features)
+    methods = config.compare.methods
+    model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, data.num_features)
+    architectures: dict[str, ModelFactory] = {
+        m: build_model(config, m, data.num_features) for m in methods if m not in ("stl", "mtl")
+    }
     return compare(
         encoder,
         tasks,
         data.train,
         data.val,
         data.test,
-        methods=config.compare.methods,
+        methods=[m for m in methods if m in ("stl", "mtl")],
+        model=model,
+        architectures=architectures,
         transfer=config.compare.transfer,
         freeze_encoder=config.compare.freeze_encoder,
         seed=config.seed,
@@ -179,8 +247,9 @@ def _saved_models(directory: Path, config: ExperimentConfig) -> list[_SavedModel
     found = []
     if (directory / "stl").is_dir():
         found += [_SavedModel("stl", directory / "stl" / name / "model.pt", (name,)) for name in names]
-    if (directory / "mtl").is_dir():
-        found.append(_SavedModel("mtl", directory / "mtl" / "model.pt", names))
+    for method in config.compare.methods:
+        if method != "stl" and (directory / method).is_dir():
+            found.append(_SavedModel(method, directory / method / "model.pt", names))
     for source, target in config.compare.transfer:
         path = directory / f"transfer-{source}-to-{target}" / "finetune" / "model.pt"
         if path.parent.is_dir():
@@ -200,7 +269,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
         raise ConfigError(f"the run's data has no {split} split")
     saved = _saved_models(directory, config)
     if not saved:
-        raise CheckpointError(f"{directory} holds no trained model (stl/, mtl/ or transfer-*/)")
+        raise CheckpointError(
+            f"{directory} holds no trained model (stl/, mtl/, an architecture's folder or transfer-*/)"
+        )
     results: dict[str, dict[str, dict[str, float]]] = {}
     encoder = build_encoder(config, data.num_features)
     all_tasks = {task.name: task for task in build_tasks(config, data, encoder.out_features)}
@@ -210,7 +281,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
             hint = " (training did not finish: run `multitask train CONFIG --resume`)" if partial else ""
             raise CheckpointError(f"missing {entry.path}{hint}")
         tasks = [all_tasks[name] for name in entry.task_names]
-        model = HardSharing(build_encoder(config, data.num_features), tasks)
+        model = build_model(config, _architecture(config, entry.method), data.num_features)(tasks)
         model.load_state_dict(load_checkpoint(entry.path)["model"])
         trainer = Trainer(model, tasks, progress=False, device=config.training.device)
         evaluation = trainer.evaluate(dataset)

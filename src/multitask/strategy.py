@@ -1,35 +1,86 @@
-"""`Strategy`: how the per-task losses of one step become the objective the optimiser follows."""
+"""`Strategy`: how the per-task losses of one step become the objective or the update the optimiser follows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
+from multitask.aggregation import Aggregator, GramianAggregator
+from multitask.errors import ConfigError, ShapeError
+from multitask.jacobian import JacobianEngine
 from multitask.weighting import EW, StepContext, Weighting
+
+AggregationMode = Literal["jacobian", "gramian", "representation"]
 
 
 class Strategy(nn.Module):
     """Composes the parts of an update rule, each optional, as ``optax.chain`` composes transforms.
 
-    Today a strategy is a loss weighting (`multitask.weighting`); the Trainer asks it for
-    `objective` once per step and back-propagates that scalar. The other families plug in here
-    without a change to the Trainer's loop: gradient aggregation replaces the scalar's backward
-    pass by an update computed from the per-task Jacobian, regularisers add penalties on the
-    parameters, and adversarial training adds a discriminator game. The strategy's own state
-    (learnable weights, histories) is part of its ``state_dict`` and so of every checkpoint.
+    A loss weighting (`multitask.weighting`) turns the losses ``[T]`` into weights and the scalar
+    the Trainer back-propagates (`objective`). A gradient aggregation (`multitask.aggregation`)
+    replaces that scalar's gradient on the model's *shared* parameters by the update the
+    aggregator computes from the per-task Jacobian (`aggregate`), or from its Gramian
+    (`aggregation_weights`, ``mode="gramian"``); the Trainer asks the strategy's `engine` for
+    them and writes the update into ``.grad`` (the strategy never calls ``backward``).
+
+    Composition: the aggregator sees the gradients of the *weighted* losses ``w_t L_t`` (rows
+    ``w_t ∇L_t``), with ``w`` the weighting's detached weights; with the default equal weighting
+    (``w_t = 1``) these are the plain task gradients. Every other parameter (task heads, a
+    weighting's own learnable parameters) gets the ordinary gradient of `objective`, so each head
+    gets its own task's gradient. Tasks absent from a step (``context.present`` False) are left
+    out: their rows are dropped before aggregation, and stateful aggregators are told which tasks
+    the remaining rows are. The strategy's state (learnable weights, histories, aggregator state)
+    is part of its ``state_dict`` and so of every checkpoint.
 
     Args:
         weighting: How losses ``[T]`` become one scalar; equal weighting (the sum) by default.
+        aggregation: How the task Jacobian ``[T, P]`` becomes the shared parameters' update; None
+            (the default) back-propagates the weighting's scalar everywhere.
+        mode: ``"jacobian"`` (default) builds ``J`` and writes the aggregator's update;
+            ``"gramian"`` (only for `GramianAggregator` methods) needs only ``G = J Jᵀ``, then makes
+            the update as one ordinary backward pass of ``Σ_t w'_t w_t L_t``. Same update, less
+            memory for ``[T, P]``, one more backward pass through the shared layers.
+            ``"representation"`` (`GramianAggregator` methods, models exposing their shared
+            representation ``z``, i.e. `HardSharing`) takes the weights from the Gramian of the
+            gradients w.r.t. ``z`` instead of the parameters (cheaper: no per-task pass through
+            the encoder); with `MGDA` this is MGDA-UB (Sener & Koltun, Sec. 3.3), which minimises
+            an upper bound of MGDA's objective. The update is then ``Σ_t w'_t ∇θ (w_t L_t)``.
+        chunk_size: Tasks per batched backward pass when computing ``J`` or ``G`` (None: all).
     """
 
-    def __init__(self, weighting: Weighting | None = None) -> None:
+    def __init__(
+        self,
+        weighting: Weighting | None = None,
+        aggregation: Aggregator | None = None,
+        *,
+        mode: AggregationMode = "jacobian",
+        chunk_size: int | None = None,
+    ) -> None:
         super().__init__()
         self.weighting = weighting if weighting is not None else EW()
+        if aggregation is not None and not isinstance(aggregation, Aggregator):
+            raise ConfigError(
+                f"aggregation must be a multitask.aggregation.Aggregator; got {type(aggregation).__name__}"
+            )
+        if mode not in ("jacobian", "gramian", "representation"):
+            raise ConfigError(f"mode must be 'jacobian', 'gramian' or 'representation'; got {mode!r}")
+        if mode != "jacobian" and aggregation is not None and not isinstance(aggregation, GramianAggregator):
+            raise ConfigError(
+                f"{type(aggregation).__name__} needs the full Jacobian (it is not a GramianAggregator); "
+                "use mode='jacobian'"
+            )
+        self.aggregation = aggregation
+        self.mode: AggregationMode = mode
+        self.engine = JacobianEngine(chunk_size)
 
     def setup(self, task_names: Sequence[str]) -> None:
         """(Re)initialise the parts' state for these tasks; the Trainer calls it before building its optimiser."""
         self.weighting.setup(task_names)
+        if self.aggregation is not None:
+            self.aggregation.setup(len(task_names))
 
     def objective(self, losses: Tensor, context: StepContext | None = None) -> tuple[Tensor, Tensor]:
         """The scalar to minimise for per-task losses ``[T]``, and the task weights ``[T]`` it used.
@@ -38,12 +89,52 @@ class Strategy(nn.Module):
         (all tasks present and no parameters when None). The weights are computed once and
         returned detached, so that what is logged is exactly what the update used (methods with
         random weights draw them once per step; methods with their own update make it here).
+        With an aggregation, this scalar's gradient is used for the non-shared parameters only.
         """
         context = self.weighting.prepare(losses, context)
         weights = self.weighting.weights(losses, context)
         value = weights @ losses + self.weighting.penalty(context).to(losses)
         return value, weights.detach()
 
+    def aggregate(self, jacobian: Tensor, present: Tensor | None = None) -> Tensor:
+        """The shared parameters' update ``[P]`` from the Jacobian of the weighted losses ``[T, P]``.
+
+        Rows of absent tasks (``present`` False) are dropped; with no task present the update is zero.
+        """
+        aggregation = self._require_aggregation()
+        if present is None or bool(present.all()):
+            whole: Tensor = aggregation(jacobian)
+            return whole
+        rows = self._present_rows(jacobian.shape[0], present, jacobian.device)
+        if rows.numel() == 0:
+            return torch.zeros(jacobian.shape[1], dtype=jacobian.dtype, device=jacobian.device)
+        update: Tensor = aggregation(jacobian[rows], rows)
+        return update
+
+    def aggregation_weights(self, gramian: Tensor, present: Tensor | None = None) -> Tensor:
+        """Weights ``[T]`` on the weighted losses from their Gramian ``[T, T]`` (0 for absent tasks)."""
+        aggregation = self._require_aggregation()
+        if not isinstance(aggregation, GramianAggregator):
+            raise ConfigError(f"{type(aggregation).__name__} is not a GramianAggregator; it needs the Jacobian")
+        rows = self._present_rows(gramian.shape[0], present, gramian.device)
+        result = torch.zeros(gramian.shape[0], dtype=gramian.dtype, device=gramian.device)
+        if rows.numel() > 0:
+            result[rows] = aggregation.weights(gramian[rows][:, rows], rows).to(result)
+        return result
+
     def on_epoch_end(self, epoch: int, train_losses: Tensor) -> None:
         """Called by the Trainer after each epoch with the mean training loss of each task ``[T]``."""
         self.weighting.on_epoch_end(epoch, train_losses)
+
+    def _require_aggregation(self) -> Aggregator:
+        if self.aggregation is None:
+            raise ConfigError("this strategy has no aggregation; pass Strategy(aggregation=...)")
+        return self.aggregation
+
+    @staticmethod
+    def _present_rows(num_tasks: int, present: Tensor | None, device: torch.device) -> Tensor:
+        if present is None:
+            return torch.arange(num_tasks, device=device)
+        if present.shape != (num_tasks,):
+            raise ShapeError(f"present must be [num_tasks] = [{num_tasks}]; got {tuple(present.shape)}")
+        return present.to(device=device, dtype=torch.bool).nonzero().flatten()

@@ -312,3 +312,18 @@ def test_custom_weighting_plugs_in_through_the_strategy(two_task_data: ArrayData
     )
     assert history[0]["weight/cls"] == 1.0 and history[0]["weight/reg"] == 0.0
     assert all(torch.equal(a, b) for a, b in zip(reg_head, model.heads["reg"].parameters(), strict=True))
+
+
+def test_the_models_own_penalty_is_part_of_the_trained_objective(two_task_data: ArrayDataset) -> None:
+    from multitask.models import SoftSharing
+
+    def deviation_norm(lam: float) -> float:
+        torch.manual_seed(0)
+        tasks = make_tasks()
+        model = SoftSharing(MLP(8, [32, 16]), tasks, lam=lam)
+        Trainer(model, tasks, max_epochs=2, batch_size=32, lr=3e-3, progress=False).fit(two_task_data)
+        return float(sum(p.square().sum() for p in model.deviations.parameters()))
+
+    free, coupled = deviation_norm(0.0), deviation_norm(10.0)
+    assert free > 0  # without coupling the task copies drift apart
+    assert coupled < 0.1 * free  # λ Σ‖b_t‖² reaches the optimiser through the Trainer

@@ -1,0 +1,143 @@
+"""Per-task gradients in one batched autograd pass: the Jacobian ``[T, P]`` or its Gramian ``[T, T]``."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from multitask.errors import ConfigError, ShapeError
+
+
+class JacobianEngine:
+    r"""Computes the Jacobian ``J [T, P]`` of task losses ``[T]`` w.r.t. parameters, or ``G = J Jᵀ``.
+
+    The "parameters" can be any tensors in the graph: the model's shared parameters, or its
+    shared representation (the Trainer's representation mode, e.g. MGDA-UB).
+
+    The rows come from one vectorised backward pass: ``torch.autograd.grad`` with
+    ``is_grads_batched=True`` back-propagates the ``T`` one-hot cotangents at once (vmap over the
+    backward graph), ``chunk_size`` of them at a time to bound memory (None: all ``T``). Some
+    operations have no batching rule; then the engine warns once and switches, for the rest of
+    its life, to a loop of ``T`` ordinary ``autograd.grad`` calls (same result, slower).
+
+    A parameter that a task's loss does not depend on gets a zero gradient; a task whose loss
+    does not depend on any of the parameters gets a zero row and a warning (it then neither
+    helps nor conflicts: most aggregators give it no say).
+
+    Args:
+        chunk_size: Tasks back-propagated per batched pass; None for all at once.
+        batched: Use the batched pass (True) or always loop over the tasks (False).
+    """
+
+    def __init__(self, chunk_size: int | None = None, *, batched: bool = True) -> None:
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ConfigError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
+        self.chunk_size = chunk_size
+        self.batched = batched
+        self.fallback_reason: str | None = None
+
+    def gradients(self, losses: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
+        """Per-parameter blocks ``[T, *p.shape]`` of the Jacobian (zero where a loss does not depend on ``p``).
+
+        The autograd graph is retained, so the caller can back-propagate through it once more.
+        """
+        if losses.dim() != 1 or losses.numel() == 0:
+            raise ShapeError(f"losses must be a non-empty vector [num_tasks]; got shape {tuple(losses.shape)}")
+        if not parameters:
+            raise ConfigError("no shared parameters to differentiate: the model has none that require grad")
+        num_tasks = losses.numel()
+        if not losses.requires_grad:
+            self._warn_unused(list(range(num_tasks)))
+            return [torch.zeros(num_tasks, *p.shape, dtype=p.dtype, device=p.device) for p in parameters]
+        blocks = None
+        if self.batched and self.fallback_reason is None and num_tasks > 1:
+            try:
+                blocks = self._batched(losses, parameters)
+            except RuntimeError as error:
+                self.fallback_reason = str(error).split("\n")[0]
+                warnings.warn(
+                    "batched per-task gradients failed (an operation in the model has no vmap rule): "
+                    f"{self.fallback_reason!r}; falling back to a loop of {num_tasks} autograd.grad calls "
+                    "(correct but slower; this message is shown once)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        if blocks is None:
+            blocks = self._loop(losses, parameters)
+        nonzero = torch.stack([b.reshape(num_tasks, -1).ne(0).any(dim=1) for b in blocks]).any(dim=0)
+        unused = (~nonzero).nonzero().flatten().tolist()
+        if unused:
+            self._warn_unused(unused)
+        return blocks
+
+    def jacobian(self, losses: Tensor, parameters: Sequence[Tensor]) -> Tensor:
+        """``J [T, P]``: row ``t`` is ``∇ losses[t]`` w.r.t. ``parameters``, flattened and concatenated in order."""
+        blocks = self.gradients(losses, parameters)
+        return torch.cat([b.reshape(losses.numel(), -1) for b in blocks], dim=1)
+
+    def gramian(self, losses: Tensor, parameters: Sequence[Tensor]) -> Tensor:
+        """``G = J Jᵀ [T, T]``, accumulated block by block (the ``[T, P]`` matrix is never concatenated)."""
+        num_tasks = losses.numel()
+        blocks = self.gradients(losses, parameters)
+        result = torch.zeros(num_tasks, num_tasks, dtype=torch.float64, device=losses.device)
+        for block in blocks:
+            rows = block.reshape(num_tasks, -1).double()
+            result += rows @ rows.T
+        return result
+
+    def _batched(self, losses: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
+        num_tasks = losses.numel()
+        eye = torch.eye(num_tasks, dtype=losses.dtype, device=losses.device)
+        size = self.chunk_size or num_tasks
+        parts: list[list[Tensor]] = []
+        for start in range(0, num_tasks, size):
+            grads = torch.autograd.grad(
+                losses,
+                list(parameters),
+                grad_outputs=eye[start : start + size],
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
+                is_grads_batched=True,
+            )
+            parts.append(list(grads))
+        if len(parts) == 1:
+            return parts[0]
+        return [torch.cat([part[k] for part in parts]) for k in range(len(parameters))]
+
+    def _loop(self, losses: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
+        rows: list[tuple[Tensor, ...]] = []
+        for t in range(losses.numel()):
+            if not losses[t].requires_grad:
+                rows.append(tuple(torch.zeros_like(p) for p in parameters))
+                continue
+            rows.append(
+                torch.autograd.grad(
+                    losses[t], list(parameters), retain_graph=True, allow_unused=True, materialize_grads=True
+                )
+            )
+        return [torch.stack([row[k] for row in rows]) for k in range(len(parameters))]
+
+    @staticmethod
+    def _warn_unused(tasks: list[int]) -> None:
+        warnings.warn(
+            f"the loss of task row(s) {tasks} has a zero gradient w.r.t. the shared parameters (it does not "
+            "depend on them, or they are saturated); those rows count as zero gradients",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def jacobian(losses: Tensor, parameters: Sequence[Tensor], *, chunk_size: int | None = None) -> Tensor:
+    """``J [T, P]`` of ``losses [T]`` w.r.t. ``parameters`` in one batched pass (see `JacobianEngine`)."""
+    return JacobianEngine(chunk_size).jacobian(losses, parameters)
+
+
+def gramian(losses: Tensor, parameters: Sequence[Tensor], *, chunk_size: int | None = None) -> Tensor:
+    """``G = J Jᵀ [T, T]`` (float64) of ``losses [T]`` w.r.t. ``parameters`` (see `JacobianEngine`)."""
+    return JacobianEngine(chunk_size).gramian(losses, parameters)
