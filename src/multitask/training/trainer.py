@@ -15,16 +15,14 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from multitask.aggregation import NonFiniteGradientError
-from multitask.aggregation._base import is_finite
 from multitask.data._loaders import Sampling, Step
 from multitask.errors import CheckpointError, ConfigError, NonFiniteLossError
 from multitask.metrics import delta_m, nanmean
 from multitask.models._base import MultiTaskModel
-from multitask.models._hard import HardSharing
 from multitask.strategy import Strategy
 from multitask.tasks import Task, TaskEvaluation
 from multitask.training import checkpoint as ckpt
+from multitask.training._aggregation_step import AggregationStep
 from multitask.training._data import Data, TaskData
 from multitask.training._selection import ModelSelection, resolve_monitor
 from multitask.training.callbacks import (
@@ -143,12 +141,6 @@ class Trainer:
         self.strategy = strategy if strategy is not None else Strategy()
         self.strategy.setup(self.task_names)  # creates learnable weights before the optimiser collects them
         self.strategy.to(self.device)
-        is_representation = self.strategy.aggregation is not None and self.strategy.mode == "representation"
-        if is_representation and not isinstance(model, HardSharing):
-            raise ConfigError(
-                f"aggregation mode 'representation' needs a model whose shared representation is known "
-                f"(HardSharing's encoder output); {type(model).__name__} has none: use mode='jacobian'"
-            )
         self._shared_parameters = tuple(self.model.shared_parameters())
         self._parameters = _unique([*self.model.parameters(), *self.strategy.parameters()])
         self.optimizer = (optimizer or (lambda params: torch.optim.Adam(params, lr=lr)))(self._parameters)
@@ -164,6 +156,11 @@ class Trainer:
         self.mixed_precision = mixed_precision
         self._amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=mixed_precision and self.device.type == "cuda")
+        self._aggregation = (
+            AggregationStep(self.strategy, self.model, self._parameters, len(tasks), on_nonfinite)
+            if self.strategy.aggregation is not None
+            else None
+        )
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.seed = seed
@@ -254,7 +251,8 @@ class Trainer:
         losses: dict[str, Tensor] = {}
         counts: dict[str, int] = {}
         representations: list[Tensor] = []
-        with self._autocast(), self._capture_representations(representations):
+        capture = self._aggregation.capture_representations if self._aggregation else _no_capture
+        with self._autocast(), capture(representations):
             for batch, names in groups:
                 batch = self._to_device(batch)
                 outputs = self.model(batch, names)
@@ -264,30 +262,26 @@ class Trainer:
         loss_vector = torch.stack([losses.get(name, zero).float() for name in self.task_names])
         values = loss_vector.detach().double().cpu()
         self.optimizer.zero_grad(set_to_none=True)
+        where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
         bad = [name for name, value in zip(self.task_names, values.tolist(), strict=True) if not math.isfinite(value)]
         if bad:
-            where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
             if self.on_nonfinite == "raise":
                 raise NonFiniteLossError(
                     f"non-finite loss for task(s) {bad} at {where}: {self._loss_dict(values, counts)}; "
                     "lower the learning rate, clip gradients, or pass on_nonfinite='skip'"
                 )
-            self.skipped_steps += 1
-            return StepResult(
-                self.epoch, self.step_in_epoch, self.global_step, self._loss_dict(values, counts), {}, True
-            )
+            return self._skip(values, counts)
         labelled = torch.tensor([counts.get(name, 0) > 0 for name in self.task_names], device=self.device)
         context = StepContext(labelled, self._shared_parameters, self.epoch, self.global_step)
         objective, weights = self.strategy.objective(loss_vector, context)
         objective = objective + self.model.regularization()  # e.g. soft sharing's λ Σ_t ‖b_t‖²
-        if self.strategy.aggregation is None:
+        if self._aggregation is None:
             self.scaler.scale(objective).backward()  # type: ignore[no-untyped-call]
-        elif not self._aggregation_backward(objective, loss_vector * weights, labelled, representations):
+        elif not self._aggregation.backward(
+            objective, loss_vector * weights, labelled, representations, self.scaler, where
+        ):
             self.optimizer.zero_grad(set_to_none=True)
-            self.skipped_steps += 1
-            return StepResult(
-                self.epoch, self.step_in_epoch, self.global_step, self._loss_dict(values, counts), {}, True
-            )
+            return self._skip(values, counts)
         if self.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self._parameters, self.grad_clip)
@@ -309,82 +303,10 @@ class Trainer:
             dict(zip(self.task_names, weight_values.tolist(), strict=True)),
         )
 
-    def _aggregation_backward(
-        self, objective: Tensor, weighted: Tensor, present: Tensor, representations: Sequence[Tensor] = ()
-    ) -> bool:
-        """Fill ``.grad``: the aggregator's update on shared parameters, ``∇ objective`` elsewhere.
-
-        The strategy's engine computes the Jacobian (or Gramian) of the weighted losses of the
-        present tasks w.r.t. the shared parameters; the strategy aggregates it. With float16 loss
-        scaling the losses are scaled before differentiation and the Jacobian unscaled before
-        aggregation, and a non-finite Jacobian is handed to the scaler, which skips the step and
-        lowers the scale. Otherwise a non-finite Jacobian or update raises or skips the step
-        (``on_nonfinite``); returns False when the step is to be skipped. Nothing non-finite is
-        ever written into the weights.
-        """
-        strategy, engine = self.strategy, self.strategy.engine
-        shared = [p for p in self._shared_parameters if p.requires_grad]
-        shared_ids = {id(p) for p in shared}
-        others = [p for p in self._parameters if p.requires_grad and id(p) not in shared_ids]
-        # scaling a unit also initialises the scaler's state, which its step() needs even when we skip
-        scale = float(self.scaler.scale(torch.ones((), device=self.device))) if self.scaler.is_enabled() else 1.0
-        rows = present.nonzero().flatten()
-        if shared and rows.numel() > 0:
-            if strategy.mode != "jacobian":
-                inputs = representations if strategy.mode == "representation" else shared
-                gramian = engine.gramian(weighted[rows] * scale, inputs) / scale**2
-                if not self._finite_gradients(gramian, shared, "Gramian"):
-                    return self.scaler.is_enabled()
-                full = torch.zeros(len(self.task_names), len(self.task_names), dtype=gramian.dtype, device=self.device)
-                full[rows[:, None], rows] = gramian
-                task_weights = strategy.aggregation_weights(full, present).detach()
-                if not self._finite_gradients(task_weights, shared, "aggregation weights"):
-                    return False
-                torch.autograd.backward(
-                    (task_weights.to(weighted) @ weighted) * scale, inputs=shared, retain_graph=True
-                )
-            else:
-                blocks = engine.gradients(weighted[rows] * scale, shared)
-                jacobian = torch.cat([b.reshape(rows.numel(), -1) for b in blocks], dim=1)
-                del blocks
-                if scale != 1.0:
-                    jacobian /= scale
-                if not self._finite_gradients(jacobian, shared, "Jacobian"):
-                    return self.scaler.is_enabled()
-                if rows.numel() == len(self.task_names):
-                    update = strategy.aggregate(jacobian)
-                else:  # the strategy drops the absent tasks' rows again and names the rest
-                    full = jacobian.new_zeros(len(self.task_names), jacobian.shape[1])
-                    full[rows] = jacobian
-                    update = strategy.aggregate(full, present)
-                if not self._finite_gradients(update, shared, "aggregated update"):
-                    return False
-                if scale != 1.0:
-                    update = update * scale
-                offset = 0
-                for parameter in shared:
-                    size = parameter.numel()
-                    parameter.grad = update[offset : offset + size].view_as(parameter).to(parameter.dtype)
-                    offset += size
-        if others and objective.requires_grad:
-            torch.autograd.backward(self.scaler.scale(objective), inputs=others)
-        return True
-
-    def _finite_gradients(self, values: Tensor, shared: Sequence[Tensor], what: str) -> bool:
-        """True when ``values`` is finite; else hand inf to the scaler, raise, or report a skip."""
-        if is_finite(values):
-            return True
-        if self.scaler.is_enabled():  # float16 overflow: let the scaler skip this step and lower its scale
-            for parameter in shared:
-                parameter.grad = torch.full_like(parameter, math.inf)
-            return False
-        where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
-        if self.on_nonfinite == "raise":
-            raise NonFiniteGradientError(
-                f"non-finite {what} of the task gradients at {where} (the losses are finite); "
-                "lower the learning rate, clip gradients, or pass on_nonfinite='skip'"
-            )
-        return False
+    def _skip(self, values: Tensor, counts: Mapping[str, int]) -> StepResult:
+        """Count a step that leaves the weights untouched (``on_nonfinite="skip"``)."""
+        self.skipped_steps += 1
+        return StepResult(self.epoch, self.step_in_epoch, self.global_step, self._loss_dict(values, counts), {}, True)
 
     def _loss_dict(self, values: Tensor, counts: Mapping[str, int]) -> dict[str, float]:
         pairs = zip(self.task_names, values.tolist(), strict=True)
@@ -563,25 +485,6 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self._amp_dtype)
 
-    @contextlib.contextmanager
-    def _capture_representations(self, captured: list[Tensor]) -> Iterator[None]:
-        """Collect the shared encoder's outputs of this forward pass (representation-mode aggregation only)."""
-        if self.strategy.aggregation is None or self.strategy.mode != "representation":
-            yield
-            return
-        assert isinstance(self.model, HardSharing)
-
-        def keep(module: nn.Module, inputs: Any, output: Any) -> None:
-            if not isinstance(output, Tensor):
-                raise ConfigError(f"representation mode needs the encoder to return one tensor; got {type(output)}")
-            captured.append(output)
-
-        handle = self.model.encoder.register_forward_hook(keep)
-        try:
-            yield
-        finally:
-            handle.remove()
-
     def _to_device(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
 
@@ -599,3 +502,8 @@ def _check_positive(**values: float | None) -> None:
     for name, value in values.items():
         if value is not None and not value > 0:
             raise ConfigError(f"{name} must be positive; got {value}")
+
+
+@contextlib.contextmanager
+def _no_capture(captured: list[Tensor]) -> Iterator[None]:
+    yield

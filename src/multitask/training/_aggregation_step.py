@@ -1,0 +1,157 @@
+"""The Trainer's backward pass when the strategy aggregates per-task gradients (gradient aggregation).
+
+The strategy's engine computes the Jacobian (or Gramian) of the weighted losses of the present
+tasks with respect to the shared parameters (or the shared representation); the strategy
+aggregates it; this module writes the update into the shared parameters' ``.grad``. Every other
+parameter gets the ordinary gradient of the objective, so each head gets its own task's plain
+gradient. Nothing non-finite is ever written into the weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from multitask.aggregation import NonFiniteGradientError
+from multitask.aggregation._base import is_finite
+from multitask.errors import ConfigError
+from multitask.models._base import MultiTaskModel
+from multitask.models._hard import HardSharing
+from multitask.strategy import Strategy
+
+
+class AggregationStep:
+    """Fills ``.grad`` for one step of a strategy with gradient aggregation.
+
+    Args:
+        strategy: The strategy; its ``aggregation`` must be set.
+        model: The model (representation mode needs a `HardSharing` model, whose encoder output
+            is the shared representation).
+        parameters: Every trained parameter (model and strategy).
+        num_tasks: T.
+        on_nonfinite: ``"raise"`` or ``"skip"`` for a non-finite Jacobian, Gramian or update.
+
+    Raises:
+        ConfigError: Representation mode with a model that has no single shared representation.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        model: MultiTaskModel,
+        parameters: Sequence[nn.Parameter],
+        num_tasks: int,
+        on_nonfinite: str,
+    ) -> None:
+        if strategy.mode == "representation" and not isinstance(model, HardSharing):
+            raise ConfigError(
+                f"aggregation mode 'representation' needs a model whose shared representation is known "
+                f"(HardSharing's encoder output); {type(model).__name__} has none: use mode='jacobian'"
+            )
+        self.strategy, self.model = strategy, model
+        self.num_tasks, self.on_nonfinite = num_tasks, on_nonfinite
+        self.shared = [p for p in model.shared_parameters() if p.requires_grad]
+        shared_ids = {id(p) for p in self.shared}
+        self.others = [p for p in parameters if p.requires_grad and id(p) not in shared_ids]
+
+    @contextlib.contextmanager
+    def capture_representations(self, captured: list[Tensor]) -> Iterator[None]:
+        """Collect the shared encoder's outputs during the forward pass (representation mode only)."""
+        if self.strategy.mode != "representation":
+            yield
+            return
+        assert isinstance(self.model, HardSharing)
+
+        def keep(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not isinstance(output, Tensor):
+                raise ConfigError(f"representation mode needs the encoder to return one tensor; got {type(output)}")
+            captured.append(output)
+
+        handle = self.model.encoder.register_forward_hook(keep)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def backward(
+        self,
+        objective: Tensor,
+        weighted: Tensor,
+        present: Tensor,
+        representations: Sequence[Tensor],
+        scaler: torch.amp.GradScaler,
+        where: str,
+    ) -> bool:
+        """Fill ``.grad``: the aggregator's update on shared parameters, ``∇ objective`` elsewhere.
+
+        With float16 loss scaling the losses are scaled before differentiation and the Jacobian
+        unscaled before aggregation, and a non-finite Jacobian is handed to the scaler, which skips
+        the step and lowers the scale. Otherwise a non-finite Jacobian or update raises or skips the
+        step (``on_nonfinite``). ``scaler`` is the Trainer's (float16 loss scaling on CUDA; disabled
+        otherwise). Returns False when the step is to be skipped.
+        """
+        strategy, engine, shared = self.strategy, self.strategy.engine, self.shared
+        device = weighted.device
+        # scaling a unit also initialises the scaler's state, which its step() needs even when we skip
+        scale = float(scaler.scale(torch.ones((), device=device))) if scaler.is_enabled() else 1.0
+        rows = present.nonzero().flatten()
+        if shared and rows.numel() > 0:
+            if strategy.mode != "jacobian":
+                inputs = representations if strategy.mode == "representation" else shared
+                gramian = engine.gramian(weighted[rows] * scale, inputs) / scale**2
+                if not self._finite(gramian, "Gramian", where, scaler):
+                    return scaler.is_enabled()
+                full = torch.zeros(self.num_tasks, self.num_tasks, dtype=gramian.dtype, device=device)
+                full[rows[:, None], rows] = gramian
+                task_weights = strategy.aggregation_weights(full, present).detach()
+                if not self._finite(task_weights, "aggregation weights", where, scaler):
+                    return False
+                torch.autograd.backward(
+                    (task_weights.to(weighted) @ weighted) * scale, inputs=shared, retain_graph=True
+                )
+            else:
+                blocks = engine.gradients(weighted[rows] * scale, shared)
+                jacobian = torch.cat([b.reshape(rows.numel(), -1) for b in blocks], dim=1)
+                del blocks
+                if scale != 1.0:
+                    jacobian /= scale
+                if not self._finite(jacobian, "Jacobian", where, scaler):
+                    return scaler.is_enabled()
+                if rows.numel() == self.num_tasks:
+                    update = strategy.aggregate(jacobian)
+                else:  # the strategy drops the absent tasks' rows again and names the rest
+                    full_jacobian = jacobian.new_zeros(self.num_tasks, jacobian.shape[1])
+                    full_jacobian[rows] = jacobian
+                    update = strategy.aggregate(full_jacobian, present)
+                if not self._finite(update, "aggregated update", where, scaler):
+                    return False
+                if scale != 1.0:
+                    update = update * scale
+                offset = 0
+                for parameter in shared:
+                    size = parameter.numel()
+                    parameter.grad = update[offset : offset + size].view_as(parameter).to(parameter.dtype)
+                    offset += size
+        if self.others and objective.requires_grad:
+            torch.autograd.backward(scaler.scale(objective), inputs=self.others)
+        return True
+
+    def _finite(self, values: Tensor, what: str, where: str, scaler: torch.amp.GradScaler) -> bool:
+        """True when ``values`` is finite; else hand inf to the scaler, raise, or report a skip."""
+        if is_finite(values):
+            return True
+        if scaler.is_enabled():  # float16 overflow: let the scaler skip this step and lower its scale
+            for parameter in self.shared:
+                parameter.grad = torch.full_like(parameter, math.inf)
+            return False
+        if self.on_nonfinite == "raise":
+            raise NonFiniteGradientError(
+                f"non-finite {what} of the task gradients at {where} (the losses are finite); "
+                "lower the learning rate, clip gradients, or pass on_nonfinite='skip'"
+            )
+        return False
