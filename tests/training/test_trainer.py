@@ -327,3 +327,20 @@ def test_the_models_own_penalty_is_part_of_the_trained_objective(two_task_data: 
     free, coupled = deviation_norm(0.0), deviation_norm(10.0)
     assert free > 0  # without coupling the task copies drift apart
     assert coupled < 0.1 * free  # λ Σ‖b_t‖² reaches the optimiser through the Trainer
+
+
+def test_gate_usage_of_mixture_of_experts_is_logged_each_epoch(tmp_path: Path, two_task_data: ArrayDataset) -> None:
+    from multitask.models import MMoE
+
+    tasks = make_tasks(hidden=16)
+    torch.manual_seed(0)
+    model = MMoE([MLP(8, [16]) for _ in range(3)], tasks, in_features=8)
+    history = Trainer(model, tasks, max_epochs=2, run_dir=tmp_path, progress=False).fit(two_task_data)
+    for record in history:
+        for task in ("cls", "reg"):
+            usage = [record[f"gate/{task}/{expert}"] for expert in range(3)]
+            assert sum(usage) == pytest.approx(1.0, abs=1e-5)  # mean softmax over the experts
+    assert "gate/cls/0" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    plain_tasks = make_tasks()
+    plain = Trainer(make_model(plain_tasks), plain_tasks, max_epochs=1, progress=False).fit(two_task_data)
+    assert not any(key.startswith("gate/") for key in plain[0])

@@ -39,6 +39,14 @@ class MultiTaskModel(nn.Module, ABC):
         parameter = next(self.parameters(), None)
         return torch.zeros((), device=parameter.device if parameter is not None else None)
 
+    def last_gates(self) -> dict[str, Tensor]:
+        """Gate weights of the last forward pass, ``{name: [N, num_experts]}``; empty for models without gates.
+
+        Mixture-of-experts models return which experts each task (and, for PLE, each level) used;
+        the Trainer logs their epoch means as ``gate/NAME/EXPERT``.
+        """
+        return {}
+
     def task_specific_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter that is not shared."""
         shared = {id(p) for p in self.shared_parameters()}

@@ -131,6 +131,10 @@ class DSelectK(MultiTaskModel):
             return super().regularization()
         return self.entropy_weight * self._entropy
 
+    def last_gates(self) -> dict[str, Tensor]:
+        """The gate weights of the last forward pass (``last_gate_weights``)."""
+        return dict(self.last_gate_weights)
+
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """The experts' parameters."""
         return self.experts.parameters()

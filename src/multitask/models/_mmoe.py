@@ -101,6 +101,10 @@ class MMoE(MultiTaskModel):
         self.last_gate_weights = {name: w.detach() for name, w in weights.items()}
         return {name: self.heads[name](mix(weights[name], expert_outputs)) for name in tasks}
 
+    def last_gates(self) -> dict[str, Tensor]:
+        """The gate weights of the last forward pass (``last_gate_weights``)."""
+        return dict(self.last_gate_weights)
+
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """The experts' parameters (and the gate's, when all tasks share it)."""
         yield from self.experts.parameters()

@@ -161,6 +161,10 @@ class PLE(MultiTaskModel):
         self.last_gate_weights = recorded
         return {name: self.heads[name](task_inputs[name]) for name in tasks}
 
+    def last_gates(self) -> dict[str, Tensor]:
+        """The gate weights of the last forward pass (``last_gate_weights``)."""
+        return dict(self.last_gate_weights)
+
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Shared experts and gates; task experts below the last level; task gates below the last two."""
         last = len(self.levels) - 1

@@ -3,6 +3,7 @@
 from multitask.training.callbacks import (
     Callback,
     CurvePlot,
+    GateLogger,
     MetricsLogger,
     ProgressBar,
     StepResult,
@@ -15,6 +16,7 @@ from multitask.training.trainer import Trainer
 __all__ = [
     "Callback",
     "CurvePlot",
+    "GateLogger",
     "MetricsLogger",
     "ProgressBar",
     "StepResult",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torch import Tensor
+
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -98,6 +100,46 @@ def _history_columns(history: Sequence[Mapping[str, float]]) -> list[str]:
     for record in history:
         columns += [key for key in record if key not in columns]
     return columns
+
+
+class GateLogger(Callback):
+    """Adds each gate's mean weight per expert over the epoch to the epoch's record, as ``gate/NAME/EXPERT``.
+
+    For mixture-of-experts models (`multitask.models.MMoE`, ``PLE``, ``DSelectK``): which experts
+    each task relies on, logged with the other metrics (``metrics.csv``, TensorBoard). Does nothing
+    for models without gates. Its running sums are checkpointed, so a resumed epoch's means are exact.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[str, Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+        if first_step == 0:
+            self._sums, self._counts = {}, {}
+
+    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+        for name, weights in trainer.model.last_gates().items():
+            mean = weights.detach().float().mean(dim=0).cpu()
+            self._sums[name] = self._sums[name] + mean if name in self._sums else mean
+            self._counts[name] = self._counts.get(name, 0) + 1
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        if trainer.history and self._sums:
+            trainer.history[-1].update(
+                {
+                    f"gate/{name}/{expert}": float(value)
+                    for name, total in self._sums.items()
+                    for expert, value in enumerate(total / self._counts[name])
+                }
+            )
+        self._sums, self._counts = {}, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self._sums), "counts": dict(self._counts)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
 
 
 class MetricsLogger(Callback):

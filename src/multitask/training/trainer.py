@@ -28,6 +28,7 @@ from multitask.training._selection import ModelSelection, resolve_monitor
 from multitask.training.callbacks import (
     Callback,
     CurvePlot,
+    GateLogger,
     MetricsLogger,
     ProgressBar,
     StepResult,
@@ -179,7 +180,7 @@ class Trainer:
         self._epoch_seconds = math.nan
 
     def _default_callbacks(self, progress: bool | None) -> list[Callback]:
-        result: list[Callback] = []
+        result: list[Callback] = [GateLogger()]  # before the loggers: it adds to the epoch's record
         if progress or (progress is None and progress_wanted()):
             result.append(ProgressBar())
         if self.run_dir is not None:
