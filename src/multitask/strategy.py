@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from multitask.aggregation import Aggregator, GramianAggregator
 from multitask.errors import ConfigError, ShapeError
 from multitask.jacobian import JacobianEngine
+from multitask.regularizers import Regularizer
 from multitask.weighting import EW, StepContext, Weighting
 
 AggregationMode = Literal["jacobian", "gramian", "representation"]
@@ -49,6 +50,11 @@ class Strategy(nn.Module):
             the encoder); with `MGDA` this is MGDA-UB (Sener & Koltun, Sec. 3.3), which minimises
             an upper bound of MGDA's objective. The update is then ``Σ_t w'_t ∇θ (w_t L_t)``.
         chunk_size: Tasks per batched backward pass when computing ``J`` or ``G`` (None: all).
+        regularizers: Penalties on parameters (`multitask.regularizers`: L1, L2, L2,1, trace norm).
+            A gradient-applied one adds ``α Ω(θ)`` to the objective (with an aggregation its
+            gradient is added to the aggregated update of the shared parameters it touches); a
+            proximal one applies its proximal operator after every optimiser step, with the
+            optimiser's learning rate as the step size.
     """
 
     def __init__(
@@ -58,8 +64,13 @@ class Strategy(nn.Module):
         *,
         mode: AggregationMode = "jacobian",
         chunk_size: int | None = None,
+        regularizers: Sequence[Regularizer] = (),
     ) -> None:
         super().__init__()
+        wrong = [type(r).__name__ for r in regularizers if not isinstance(r, Regularizer)]
+        if wrong:
+            raise ConfigError(f"regularizers must be multitask.regularizers.Regularizer objects; got {wrong}")
+        self.regularizers = list(regularizers)
         self.weighting = weighting if weighting is not None else EW()
         if aggregation is not None and not isinstance(aggregation, Aggregator):
             raise ConfigError(
@@ -95,6 +106,17 @@ class Strategy(nn.Module):
         weights = self.weighting.weights(losses, context)
         value = weights @ losses + self.weighting.penalty(context).to(losses)
         return value, weights.detach()
+
+    def regularization(self) -> Tensor | None:
+        """The sum of the gradient-applied regularisers' terms ``Σ α Ω(θ)`` (None without any)."""
+        terms = [r.objective_term() for r in self.regularizers if not r.proximal]
+        return torch.stack(terms).sum() if terms else None
+
+    def after_step(self, step_size: float) -> None:
+        """Apply the proximal regularisers after an optimiser step of size ``step_size``."""
+        for regularizer in self.regularizers:
+            if regularizer.proximal:
+                regularizer.step(step_size)
 
     def aggregate(self, jacobian: Tensor, present: Tensor | None = None) -> Tensor:
         """The shared parameters' update ``[P]`` from the Jacobian of the weighted losses ``[T, P]``.

@@ -86,6 +86,7 @@ class AggregationStep:
         representations: Sequence[Tensor],
         scaler: torch.amp.GradScaler,
         where: str,
+        penalty: Tensor | None = None,
     ) -> bool:
         """Fill ``.grad``: the aggregator's update on shared parameters, ``∇ objective`` elsewhere.
 
@@ -93,7 +94,9 @@ class AggregationStep:
         unscaled before aggregation, and a non-finite Jacobian is handed to the scaler, which skips
         the step and lowers the scale. Otherwise a non-finite Jacobian or update raises or skips the
         step (``on_nonfinite``). ``scaler`` is the Trainer's (float16 loss scaling on CUDA; disabled
-        otherwise). Returns False when the step is to be skipped.
+        otherwise). ``penalty`` (parameter penalties, already part of ``objective``) also gets its
+        gradient on the shared parameters, added to the update. Returns False when the step is to be
+        skipped.
         """
         strategy, engine, shared = self.strategy, self.strategy.engine, self.shared
         device = weighted.device
@@ -137,6 +140,12 @@ class AggregationStep:
                     size = parameter.numel()
                     parameter.grad = update[offset : offset + size].view_as(parameter).to(parameter.dtype)
                     offset += size
+        if shared and penalty is not None and penalty.requires_grad:
+            # the parameter penalties are not task losses: their gradient is added to the update
+            grads = torch.autograd.grad(scaler.scale(penalty), shared, retain_graph=True, allow_unused=True)
+            for parameter, grad in zip(shared, grads, strict=True):
+                if grad is not None:
+                    parameter.grad = grad if parameter.grad is None else parameter.grad + grad
         if self.others and objective.requires_grad:
             torch.autograd.backward(scaler.scale(objective), inputs=self.others)
         return True

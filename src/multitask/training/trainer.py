@@ -275,11 +275,15 @@ class Trainer:
         labelled = torch.tensor([counts.get(name, 0) > 0 for name in self.task_names], device=self.device)
         context = StepContext(labelled, self._shared_parameters, self.epoch, self.global_step)
         objective, weights = self.strategy.objective(loss_vector, context)
-        objective = objective + self.model.regularization()  # e.g. soft sharing's λ Σ_t ‖b_t‖²
+        penalty = self.model.regularization()  # e.g. soft sharing's λ Σ_t ‖b_t‖²
+        strategy_penalty = self.strategy.regularization()  # Strategy(regularizers=[...])
+        if strategy_penalty is not None:
+            penalty = penalty + strategy_penalty
+        objective = objective + penalty
         if self._aggregation is None:
             self.scaler.scale(objective).backward()  # type: ignore[no-untyped-call]
         elif not self._aggregation.backward(
-            objective, loss_vector * weights, labelled, representations, self.scaler, where
+            objective, loss_vector * weights, labelled, representations, self.scaler, where, penalty
         ):
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip(values, counts)
@@ -288,6 +292,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self._parameters, self.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.strategy.after_step(float(self.optimizer.param_groups[0]["lr"]))
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
         present = torch.tensor([float(counts.get(name, 0)) for name in self.task_names], dtype=torch.float64)
