@@ -25,3 +25,14 @@ def test_python_examples_run(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_pa
     namespace: dict[str, object] = {"__name__": "__example__"}
     for block in blocks:
         exec(compile(block, str(path), "exec"), namespace)  # our own documentation
+
+
+def test_the_readme_config_is_valid_and_is_the_demo_config() -> None:
+    import yaml
+
+    from multitask.config import parse_config
+
+    (block,) = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    shown = parse_config(yaml.safe_load(block))
+    shipped = parse_config(yaml.safe_load((ROOT / "src" / "multitask" / "configs" / "census_demo.yaml").read_text()))
+    assert shown == shipped
