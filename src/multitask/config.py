@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -26,13 +26,17 @@ from pydantic import (
 )
 
 from multitask import aggregation, weighting
+from multitask._registry import Registry
 from multitask.aggregation import Aggregator
+from multitask.aggregation._base import registry as aggregation_registry
 from multitask.errors import ConfigError
 from multitask.metrics import BUILTIN_METRICS
 from multitask.strategy import Strategy
 from multitask.tasks import BUILTIN_LOSSES
 from multitask.weighting import Weighting
+from multitask.weighting._base import registry as weighting_registry
 
+T = TypeVar("T")
 CENSUS_TASKS = ("income", "marital")
 
 
@@ -225,21 +229,21 @@ class StrategyConfig(_Strict):
             if self.aggregation_params:
                 raise ValueError("aggregation_params given without aggregation: name the method (e.g. upgrad)")
             return None
-        try:
-            return aggregation.create(self.aggregation, **self.aggregation_params)
-        except ConfigError as error:
-            message = re.sub(r"^aggregation '\w+': (\w+\.__init__\(\) )?", "", str(error))
-            message = message.replace("keyword argument", "parameter").replace("positional argument", "parameter")
-            raise ValueError(f"aggregation_params for {self.aggregation!r}: {message}") from None
+        return _create(aggregation_registry, self.aggregation, self.aggregation_params)
 
     def build(self) -> Weighting:
         """The configured weighting (`ValueError` with the method's message when its arguments are wrong)."""
-        try:
-            return weighting.create(self.weighting, **self.weighting_params)
-        except ConfigError as error:
-            message = re.sub(r"^weighting '\w+': (\w+\.__init__\(\) )?", "", str(error))
-            message = message.replace("keyword argument", "parameter").replace("positional argument", "parameter")
-            raise ValueError(f"weighting_params for {self.weighting!r}: {message}") from None
+        return _create(weighting_registry, self.weighting, self.weighting_params)
+
+
+def _create(registry: Registry[T], name: str, params: dict[str, ParamValue]) -> T:
+    """``registry.create(name, **params)``; a wrong argument becomes one `ValueError` line naming the section."""
+    try:
+        return registry.create(name, **params)
+    except ConfigError as error:
+        message = re.sub(rf"^{registry.kind} '\w+': (\w+\.__init__\(\) )?", "", str(error))
+        message = message.replace("keyword argument", "parameter").replace("positional argument", "parameter")
+        raise ValueError(f"{registry.kind}_params for {name!r}: {message}") from None
 
 
 class OptimizerConfig(_Strict):
