@@ -344,3 +344,28 @@ def test_gate_usage_of_mixture_of_experts_is_logged_each_epoch(tmp_path: Path, t
     plain_tasks = make_tasks()
     plain = Trainer(make_model(plain_tasks), plain_tasks, max_epochs=1, progress=False).fit(two_task_data)
     assert not any(key.startswith("gate/") for key in plain[0])
+
+
+def test_step_start_callbacks_see_each_steps_batches_before_the_update(two_task_data: ArrayDataset) -> None:
+    tasks = make_tasks()
+    model = make_model(tasks)
+
+    class Probe(Callback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, tuple[str, ...], int]] = []
+            self.weights_before: list[torch.Tensor] = []
+
+        def on_step_start(
+            self, trainer: Trainer, groups: list[tuple[dict[str, torch.Tensor], tuple[str, ...]]]
+        ) -> None:
+            for batch, names in groups:
+                self.seen.append((trainer.global_step, names, len(batch["x"])))
+            self.weights_before.append(next(model.parameters()).detach().clone())
+
+    probe = Probe()
+    trainer = Trainer(model, tasks, max_epochs=2, batch_size=50, progress=False, callbacks=[probe])
+    trainer.fit(two_task_data.subset(torch.arange(200)))
+    assert [step for step, _, _ in probe.seen] == list(range(8))
+    assert all(names == ("cls", "reg") and size == 50 for _, names, size in probe.seen)
+    # called before the update: the weights it saw at step k are those left by step k - 1
+    assert not torch.equal(probe.weights_before[0], probe.weights_before[1])

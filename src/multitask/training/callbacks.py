@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
+from multitask.data._loaders import Step
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -41,6 +42,13 @@ class Callback:
 
     def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
         """Before the first step of an epoch (``first_step > 0`` when resuming inside it)."""
+
+    def on_step_start(self, trainer: Trainer, groups: Step) -> None:
+        """Before each optimisation step, with its batches ``[(batch, task names), ...]`` (on their original device).
+
+        A callback that runs the model here (e.g. a gradient probe) must leave no trace on the step:
+        restore the model's mode, clear the gradients it made, and fork the RNG if it draws.
+        """
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         """After each optimisation step."""
@@ -80,6 +88,13 @@ class ProgressBar(Callback):
         )
         self._sums, self._count = {}, 0
 
+    def on_step_start(self, trainer: Trainer, groups: Step) -> None:
+        """Before each optimisation step, with its batches ``[(batch, task names), ...]`` (on their original device).
+
+        A callback that runs the model here (e.g. a gradient probe) must leave no trace on the step:
+        restore the model's mode, clear the gradients it made, and fork the RNG if it draws.
+        """
+
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         self._count += 1
         for name, value in step.losses.items():
@@ -117,6 +132,13 @@ class GateLogger(Callback):
     def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
         if first_step == 0:
             self._sums, self._counts = {}, {}
+
+    def on_step_start(self, trainer: Trainer, groups: Step) -> None:
+        """Before each optimisation step, with its batches ``[(batch, task names), ...]`` (on their original device).
+
+        A callback that runs the model here (e.g. a gradient probe) must leave no trace on the step:
+        restore the model's mode, clear the gradients it made, and fork the RNG if it draws.
+        """
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         for name, weights in trainer.model.last_gates().items():

@@ -238,6 +238,8 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_epoch_start(self, self.epoch, num_steps, self.step_in_epoch)
         for groups in steps:
+            for callback in self.callbacks:
+                callback.on_step_start(self, groups)
             result = self._train_step(groups)
             self.step_in_epoch += 1
             self.global_step += 1
