@@ -197,13 +197,19 @@ class Task:
         """
         target, mask = self.labels(batch)
         prediction = self.align(prediction, target)
-        return self.masked_loss(prediction, target, mask), int(mask.sum())
+        count = int(mask.sum())
+        return self._masked_loss(prediction, target, mask, count), count
 
     def masked_loss(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         """Mean of the loss over the entries where ``mask`` is True (aligned prediction and target)."""
-        count = int(mask.sum())
+        return self._masked_loss(prediction, target, mask, int(mask.sum()))
+
+    def _masked_loss(self, prediction: Tensor, target: Tensor, mask: Tensor, count: int) -> Tensor:
         if count == 0:
             return torch.zeros((), device=prediction.device, dtype=prediction.dtype)
+        if count == mask.numel():  # every entry labelled: no selection (its backward is a scatter)
+            value = self.loss_fn(prediction, self._target_for_loss(target))
+            return value.mean() if value.dim() > 0 else value
         if mask.dim() == 1 or bool((mask.all(dim=1) | ~mask.any(dim=1)).all()):
             # every row is fully labelled or fully unlabelled: select rows, the loss may reduce
             rows = mask if mask.dim() == 1 else mask.all(dim=1)
