@@ -41,10 +41,12 @@ class JacobianEngine:
         self.batched = batched
         self.fallback_reason: str | None = None
 
-    def gradients(self, losses: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
+    def gradients(self, losses: Tensor, parameters: Sequence[Tensor], *, check_unused: bool = True) -> list[Tensor]:
         """Per-parameter blocks ``[T, *p.shape]`` of the Jacobian (zero where a loss does not depend on ``p``).
 
         The autograd graph is retained, so the caller can back-propagate through it once more.
+        ``check_unused=False`` skips the scan for all-zero rows (one pass over ``[T, P]``) for a
+        caller that finds them more cheaply, e.g. on the Gramian's diagonal (`warn_unused`).
         """
         if losses.dim() != 1 or losses.numel() == 0:
             raise ShapeError(f"losses must be a non-empty vector [num_tasks]; got shape {tuple(losses.shape)}")
@@ -52,7 +54,7 @@ class JacobianEngine:
             raise ConfigError("no shared parameters to differentiate: the model has none that require grad")
         num_tasks = losses.numel()
         if not losses.requires_grad:
-            self._warn_unused(list(range(num_tasks)))
+            self.warn_unused(torch.ones(num_tasks, dtype=torch.bool))
             return [torch.zeros(num_tasks, *p.shape, dtype=p.dtype, device=p.device) for p in parameters]
         blocks = None
         if self.batched and self.fallback_reason is None and num_tasks > 1:
@@ -69,10 +71,9 @@ class JacobianEngine:
                 )
         if blocks is None:
             blocks = self._loop(losses, parameters)
-        nonzero = torch.stack([b.reshape(num_tasks, -1).ne(0).any(dim=1) for b in blocks]).any(dim=0)
-        unused = (~nonzero).nonzero().flatten().tolist()
-        if unused:
-            self._warn_unused(unused)
+        if check_unused:
+            nonzero = torch.stack([b.reshape(num_tasks, -1).ne(0).any(dim=1) for b in blocks]).any(dim=0)
+            self.warn_unused(~nonzero)
         return blocks
 
     def jacobian(self, losses: Tensor, parameters: Sequence[Tensor]) -> Tensor:
@@ -82,12 +83,22 @@ class JacobianEngine:
 
     def gramian(self, losses: Tensor, parameters: Sequence[Tensor]) -> Tensor:
         """``G = J Jᵀ [T, T]``, accumulated block by block (the ``[T, P]`` matrix is never concatenated)."""
-        num_tasks = losses.numel()
-        blocks = self.gradients(losses, parameters)
-        result = torch.zeros(num_tasks, num_tasks, dtype=torch.float64, device=losses.device)
+        gramian = self.block_gramian(self.gradients(losses, parameters, check_unused=False))
+        self.warn_unused(gramian.diagonal() == 0)
+        return gramian
+
+    @staticmethod
+    def block_gramian(blocks: Sequence[Tensor]) -> Tensor:
+        """``Σ_k B_k B_kᵀ`` over the Jacobian's per-parameter blocks ``[T, ...]``, summed in float64.
+
+        Each block's product is formed in the block's dtype (as one ``[T, P] × [P, T]`` product
+        would be), without a float64 copy of the block nor the concatenated ``[T, P]`` matrix.
+        """
+        num_tasks = blocks[0].shape[0]
+        result = torch.zeros(num_tasks, num_tasks, dtype=torch.float64, device=blocks[0].device)
         for block in blocks:
-            rows = block.reshape(num_tasks, -1).double()
-            result += rows @ rows.T
+            rows = block.reshape(num_tasks, -1)
+            result += (rows @ rows.T).double()
         return result
 
     def _batched(self, losses: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
@@ -124,7 +135,11 @@ class JacobianEngine:
         return [torch.stack([row[k] for row in rows]) for k in range(len(parameters))]
 
     @staticmethod
-    def _warn_unused(tasks: list[int]) -> None:
+    def warn_unused(unused: Tensor) -> None:
+        """Warn about the rows flagged in ``unused [T]`` (bool): tasks whose gradient is all zero."""
+        tasks = unused.nonzero().flatten().tolist()
+        if not tasks:
+            return
         warnings.warn(
             f"the loss of task row(s) {tasks} has a zero gradient w.r.t. the shared parameters (it does not "
             "depend on them, or they are saturated); those rows count as zero gradients",

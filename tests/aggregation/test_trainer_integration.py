@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,9 +53,25 @@ def test_sum_aggregation_makes_the_default_update() -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_shared_parameters_get_the_aggregated_update_and_heads_their_own_gradient() -> None:
+def _graddrop() -> GradDrop:
+    return GradDrop(generator=torch.Generator().manual_seed(3))
+
+
+class _Halved(UPGrad):
+    """A Gramian method whose own `aggregate` departs from ``w(G) @ J``: the Trainer must call it."""
+
+    def aggregate(self, jacobian: torch.Tensor, tasks: list[int]) -> torch.Tensor:
+        return super().aggregate(jacobian, tasks) / 2
+
+
+# UPGrad: update from G and w block by block; GradDrop (not a Gramian method) and an overridden
+# `aggregate`: from the concatenated Jacobian
+@pytest.mark.parametrize("make", [UPGrad, _graddrop, _Halved], ids=["upgrad", "graddrop", "own_aggregate"])
+def test_shared_parameters_get_the_aggregated_update_and_heads_their_own_gradient(
+    make: Callable[[], nn.Module],
+) -> None:
     data = make_two_task_data(200)
-    trainer = _trainer(Strategy(aggregation=UPGrad()), batch_size=200, optimizer=lambda p: torch.optim.SGD(p, lr=1.0))
+    trainer = _trainer(Strategy(aggregation=make()), batch_size=200, optimizer=lambda p: torch.optim.SGD(p, lr=1.0))  # type: ignore[arg-type]
     model = copy.deepcopy(trainer.model)
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
     trainer.fit(data)
@@ -66,7 +82,7 @@ def test_shared_parameters_get_the_aggregated_update_and_heads_their_own_gradien
     )
     shared = list(model.shared_parameters())
     rows = [torch.cat([g.flatten() for g in torch.autograd.grad(loss, shared, retain_graph=True)]) for loss in losses]
-    expected_update = UPGrad()(torch.stack(rows))
+    expected_update = make()(torch.stack(rows))
     after = dict(trainer.model.named_parameters())
     shared_names = [n for n, p in model.named_parameters() if any(p is q for q in shared)]
     step = torch.cat([(before[n] - after[n].detach()).flatten() for n in shared_names])

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from multitask.aggregation import NonFiniteGradientError
+from multitask.aggregation import GramianAggregator, NonFiniteGradientError
 from multitask.aggregation._base import is_finite
 from multitask.errors import ConfigError
 from multitask.models._base import MultiTaskModel
@@ -58,6 +58,11 @@ class AggregationStep:
         self.shared = [p for p in model.shared_parameters() if p.requires_grad]
         shared_ids = {id(p) for p in self.shared}
         self.others = [p for p in parameters if p.requires_grad and id(p) not in shared_ids]
+        # a Gramian method that keeps the base rule "update = w(J Jᵀ) @ J" needs only G and w
+        aggregation = strategy.aggregation
+        self.weights_suffice = (
+            isinstance(aggregation, GramianAggregator) and type(aggregation).aggregate is GramianAggregator.aggregate
+        )
 
     @contextlib.contextmanager
     def capture_representations(self, captured: list[Tensor]) -> Iterator[None]:
@@ -104,33 +109,40 @@ class AggregationStep:
         scale = float(scaler.scale(torch.ones((), device=device))) if scaler.is_enabled() else 1.0
         rows = present.nonzero().flatten()
         if shared and rows.numel() > 0:
-            if strategy.mode != "jacobian":
+            if strategy.mode != "jacobian" or self.weights_suffice:
+                # the update is w(G) @ J: G block by block, never the concatenated [T, P] matrix
                 inputs = representations if strategy.mode == "representation" else shared
-                gramian = engine.gramian(weighted[rows] * scale, inputs) / scale**2
-                if not self._finite(gramian, "Gramian", where, scaler):
+                blocks = engine.gradients(weighted[rows] * scale, inputs, check_unused=False)
+                gramian = engine.block_gramian(blocks) / scale**2
+                if not self._finite(gramian, "Jacobian", where, scaler):  # G is finite iff J is
                     return scaler.is_enabled()
+                engine.warn_unused(gramian.diagonal() == 0)
                 full = torch.zeros(self.num_tasks, self.num_tasks, dtype=gramian.dtype, device=device)
                 full[rows[:, None], rows] = gramian
                 task_weights = strategy.aggregation_weights(full, present).detach()
                 if not self._finite(task_weights, "aggregation weights", where, scaler):
                     return False
-                torch.autograd.backward(
-                    (task_weights.to(weighted) @ weighted) * scale, inputs=shared, retain_graph=True
-                )
+                if strategy.mode == "jacobian":  # blocks hold J · scale: their weighted sum is the scaled update
+                    row_weights = task_weights[rows].to(blocks[0].dtype)
+                    for parameter, block in zip(shared, blocks, strict=True):
+                        update = row_weights @ block.reshape(rows.numel(), -1)
+                        parameter.grad = update.view_as(parameter).to(parameter.dtype)
+                else:  # one more backward pass of Σ_t w'_t w_t L_t, through the shared layers only
+                    del blocks
+                    torch.autograd.backward(
+                        (task_weights.to(weighted) @ weighted) * scale, inputs=shared, retain_graph=True
+                    )
             else:
-                blocks = engine.gradients(weighted[rows] * scale, shared)
+                blocks = engine.gradients(weighted[rows] * scale, shared, check_unused=False)
                 jacobian = torch.cat([b.reshape(rows.numel(), -1) for b in blocks], dim=1)
                 del blocks
                 if scale != 1.0:
                     jacobian /= scale
-                if not self._finite(jacobian, "Jacobian", where, scaler):
+                norms = torch.linalg.vector_norm(jacobian, dim=1)  # finite iff the row is
+                if not self._finite(norms, "Jacobian", where, scaler):
                     return scaler.is_enabled()
-                if rows.numel() == self.num_tasks:
-                    update = strategy.aggregate(jacobian)
-                else:  # the strategy drops the absent tasks' rows again and names the rest
-                    full_jacobian = jacobian.new_zeros(self.num_tasks, jacobian.shape[1])
-                    full_jacobian[rows] = jacobian
-                    update = strategy.aggregate(full_jacobian, present)
+                engine.warn_unused(norms == 0)
+                update = strategy.aggregate(jacobian, present)
                 if not self._finite(update, "aggregated update", where, scaler):
                     return False
                 if scale != 1.0:
