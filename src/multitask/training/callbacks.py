@@ -88,13 +88,6 @@ class ProgressBar(Callback):
         )
         self._sums, self._count = {}, 0
 
-    def on_step_start(self, trainer: Trainer, groups: Step) -> None:
-        """Before each optimisation step, with its batches ``[(batch, task names), ...]`` (on their original device).
-
-        A callback that runs the model here (e.g. a gradient probe) must leave no trace on the step:
-        restore the model's mode, clear the gradients it made, and fork the RNG if it draws.
-        """
-
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         self._count += 1
         for name, value in step.losses.items():
@@ -132,13 +125,6 @@ class GateLogger(Callback):
     def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
         if first_step == 0:
             self._sums, self._counts = {}, {}
-
-    def on_step_start(self, trainer: Trainer, groups: Step) -> None:
-        """Before each optimisation step, with its batches ``[(batch, task names), ...]`` (on their original device).
-
-        A callback that runs the model here (e.g. a gradient probe) must leave no trace on the step:
-        restore the model's mode, clear the gradients it made, and fork the RNG if it draws.
-        """
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         for name, weights in trainer.model.last_gates().items():
