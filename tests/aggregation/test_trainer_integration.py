@@ -29,6 +29,7 @@ from multitask.data import ArrayDataset
 from multitask.errors import ConfigError
 from multitask.models import MLP, HardSharing
 from multitask.models._base import MultiTaskModel
+from multitask.training import Callback, StepResult
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
 from multitask.weighting import UW
 
@@ -266,3 +267,27 @@ def test_representation_mode_needs_a_gramian_method_and_a_known_representation()
     tasks = [Task("cls", nn.Identity(), "binary"), Task("reg", nn.Identity(), "regression")]
     with pytest.raises(ConfigError, match="representation"):
         Trainer(Opaque(), tasks, strategy=Strategy(aggregation=MGDA(), mode="representation"), progress=False)
+
+
+def test_the_aggregators_task_weights_are_logged_per_epoch(tmp_path: Path) -> None:
+    class Recorder(Callback):
+        def __init__(self) -> None:
+            self.weights: list[torch.Tensor] = []
+
+        def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+            assert trainer.aggregation_weights is not None
+            self.weights.append(trainer.aggregation_weights.clone())
+
+    recorder = Recorder()
+    trainer = _trainer(
+        Strategy(aggregation=MGDA()), max_epochs=2, batch_size=100, callbacks=[recorder], run_dir=tmp_path
+    )
+    history = trainer.fit(make_two_task_data(300))
+    for epoch, record in enumerate(history):
+        expected = torch.stack(recorder.weights[3 * epoch : 3 * epoch + 3]).mean(0)
+        logged = torch.tensor([record["aggregation_weight/cls"], record["aggregation_weight/reg"]], dtype=torch.float64)
+        torch.testing.assert_close(logged, expected)
+        assert math.isclose(float(logged.sum()), 1.0, rel_tol=1e-6)  # MGDA: a point of the simplex
+    assert "aggregation_weight/cls" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    dropped = _trainer(Strategy(aggregation=GradDrop()), max_epochs=1)  # no task weights to log
+    assert not any(key.startswith("aggregation_weight/") for key in dropped.fit(make_two_task_data(200))[0])

@@ -59,6 +59,7 @@ class AggregationStep:
         shared_ids = {id(p) for p in self.shared}
         self.others = [p for p in parameters if p.requires_grad and id(p) not in shared_ids]
         # a Gramian method that keeps the base rule "update = w(J Jᵀ) @ J" needs only G and w
+        self.last_weights: Tensor | None = None  # the aggregator's task weights of the last step, when it has them
         aggregation = strategy.aggregation
         self.weights_suffice = (
             isinstance(aggregation, GramianAggregator) and type(aggregation).aggregate is GramianAggregator.aggregate
@@ -108,6 +109,7 @@ class AggregationStep:
         # scaling a unit also initialises the scaler's state, which its step() needs even when we skip
         scale = float(scaler.scale(torch.ones((), device=device))) if scaler.is_enabled() else 1.0
         rows = present.nonzero().flatten()
+        self.last_weights = None
         if shared and rows.numel() > 0:
             if strategy.mode != "jacobian" or self.weights_suffice:
                 # the update is w(G) @ J: G block by block, never the concatenated [T, P] matrix
@@ -122,6 +124,7 @@ class AggregationStep:
                 task_weights = strategy.aggregation_weights(full, present).detach()
                 if not self._finite(task_weights, "aggregation weights", where, scaler):
                     return False
+                self.last_weights = task_weights
                 if strategy.mode == "jacobian":  # blocks hold J · scale: their weighted sum is the scaled update
                     row_weights = task_weights[rows].to(blocks[0].dtype)
                     for parameter, block in zip(shared, blocks, strict=True):

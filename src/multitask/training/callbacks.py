@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
 from multitask.data._loaders import Step
@@ -148,6 +149,47 @@ class GateLogger(Callback):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+
+
+class AggregationWeightLogger(Callback):
+    """Adds the aggregator's mean task weights over the epoch to the record, as ``aggregation_weight/TASK``.
+
+    For gradient aggregation methods that act through task weights (`GramianAggregator`: MGDA,
+    UPGrad, Nash-MTL, ...): the update on the shared parameters is ``Σ_t w'_t ∇(w_t L_t)`` and this
+    logs ``w'_t`` (the weighting's ``w_t`` are logged as ``weight/TASK``). The mean is over the
+    steps where the task was present. Its running sums are checkpointed.
+    """
+
+    def __init__(self) -> None:
+        self._sums: Tensor | None = None
+        self._counts: Tensor | None = None
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+        if first_step == 0:
+            self._sums = self._counts = None
+
+    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+        weights = trainer.aggregation_weights
+        if weights is None or step.skipped:
+            return
+        present = torch.tensor([math.isfinite(step.losses[name]) for name in trainer.task_names], dtype=torch.float64)
+        values = weights.detach().double().cpu() * present
+        self._sums = values if self._sums is None else self._sums + values
+        self._counts = present if self._counts is None else self._counts + present
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        if trainer.history and self._sums is not None and self._counts is not None:
+            means = torch.where(self._counts > 0, self._sums / self._counts.clamp(min=1), math.nan)
+            trainer.history[-1].update(
+                {f"aggregation_weight/{name}": float(v) for name, v in zip(trainer.task_names, means, strict=True)}
+            )
+        self._sums = self._counts = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": self._sums, "counts": self._counts}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._sums, self._counts = state.get("sums"), state.get("counts")
 
 
 class MetricsLogger(Callback):

@@ -26,6 +26,7 @@ from multitask.training._aggregation_step import AggregationStep
 from multitask.training._data import Data, TaskData
 from multitask.training._selection import ModelSelection, resolve_monitor
 from multitask.training.callbacks import (
+    AggregationWeightLogger,
     Callback,
     CurvePlot,
     GateLogger,
@@ -180,7 +181,9 @@ class Trainer:
         self._epoch_seconds = math.nan
 
     def _default_callbacks(self, progress: bool | None) -> list[Callback]:
-        result: list[Callback] = [GateLogger()]  # before the loggers: it adds to the epoch's record
+        result: list[Callback] = [GateLogger()]  # before the loggers: they add to the epoch's record
+        if self._aggregation is not None:
+            result.append(AggregationWeightLogger())
         if progress or (progress is None and progress_wanted()):
             result.append(ProgressBar())
         if self.run_dir is not None:
@@ -188,6 +191,11 @@ class Trainer:
             if tensorboard_available():
                 result.append(TensorBoardLogger(self.run_dir / "tensorboard"))
         return result
+
+    @property
+    def aggregation_weights(self) -> Tensor | None:
+        """The aggregator's task weights ``[T]`` in the last step (methods that act through weights; else None)."""
+        return self._aggregation.last_weights if self._aggregation is not None else None
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Data, val: Data | None = None, *, resume: bool = False) -> list[dict[str, float]]:
