@@ -1,6 +1,7 @@
 """The training loop, its callbacks and checkpoints."""
 
 from multitask.training.callbacks import (
+    AggregationWeightLogger,
     Callback,
     CurvePlot,
     GateLogger,
@@ -14,6 +15,7 @@ from multitask.training.checkpoint import load_checkpoint, save_checkpoint
 from multitask.training.trainer import Trainer
 
 __all__ = [
+    "AggregationWeightLogger",
     "Callback",
     "CurvePlot",
     "GateLogger",
