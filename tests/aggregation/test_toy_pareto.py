@@ -2,10 +2,11 @@
 
 Scaled down from the papers' 100k Adam steps at lr 1e-3 to at most 9,000 steps at lr 5e-3. Measured from
 (−8.5, 7.5): MGDA reaches the Pareto set after ~7,000 steps and Nash-MTL after ~2,600; EW is still in
-task 1's valley (θ₁ ≈ −5, θ₂ > 0) after 10,000 steps (it slides out after ~14,000 at this lr; at the
-papers' lr 1e-3 it is still there after 50,000). CAGrad (c = 0.5) leaves the valley too but needs more
-than 14,000 steps at this lr to reach the set, so within the budget here it is only checked to be out of
-the valley and closer to the set than EW (the example's longer runs show where it ends).
+task 1's valley (θ₁ ≈ −5, θ₂ > 0) after 10,000 steps (it slides out after ~14,000 at this lr and reaches
+the set after ~25,300; at the papers' lr 1e-3 it is still in the valley after 50,000). CAGrad (c = 0.5)
+leaves the valley too but needs ~17,400 steps at this lr to reach the set, so within the default budget
+it is only checked to be out of the valley and closer to the set than EW; a slow test runs 20,000 steps,
+where CAGrad has reached the set and EW has not.
 """
 
 from __future__ import annotations
@@ -88,3 +89,12 @@ def test_cagrad_leaves_the_valley_and_gets_closer_than_ew(runs: dict[str, Any]) 
     cagrad, ew = runs["CAGrad"], runs["EW"]
     assert float(cagrad.trajectory[-1][1]) < 0, cagrad.trajectory[-1]
     assert cagrad.distance < ew.distance - 2.0, (cagrad.distance, ew.distance)
+
+
+@pytest.mark.slow
+def test_cagrad_reaches_the_pareto_set_where_ew_does_not(example: ModuleType) -> None:
+    steps = 20_000
+    cagrad = example.optimise(example.METHODS["CAGrad"](), START, steps, LR)
+    ew = example.optimise(example.METHODS["EW"](), START, steps, LR)
+    assert cagrad.is_pareto(), (cagrad.trajectory[-1], cagrad.stationarity, cagrad.distance)
+    assert not ew.is_pareto() and ew.steps == steps, (ew.trajectory[-1], ew.distance)
