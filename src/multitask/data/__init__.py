@@ -1,21 +1,66 @@
 """Datasets and multi-task batching: in-memory tables, task samplers, bundled and public data loaders."""
 
+from multitask.data._adult import load_adult
+from multitask.data._celeba import load_celeba
 from multitask.data._census import load_census_income
+from multitask.data._cityscapes import load_cityscapes
 from multitask.data._dataset import ArrayDataset
+from multitask.data._folders import load_imagenet, load_office31, load_office_home
+from multitask.data._glue import load_glue
+from multitask.data._lazy import LazyDataset
 from multitask.data._loaders import MultiInputLoader, SingleInputLoader
+from multitask.data._mlmrev import load_gcsemv, load_school_groups
+from multitask.data._mnist import (
+    load_fashion_mnist,
+    load_mnist,
+    load_multi_fashion,
+    load_multi_mnist,
+    load_multi_mnist_and_fashion,
+)
+from multitask.data._movielens import load_movielens_100k
+from multitask.data._mtdata import MultiTaskData, TaskInfo, combine
+from multitask.data._newsgroup import load_newsgroup
+from multitask.data._nyuv2 import load_nyuv2
 from multitask.data._synthetic import gradnorm_regression
 from multitask.data._tabular import TabularData, TabularEncoder, load_tabular, read_csv_columns
 from multitask.data._targets import TargetSpec
+from multitask.data._text import Vocabulary, load_movie_reviews, tokenize
+from multitask.data._yeast import load_yeast
 
 __all__ = [
     "ArrayDataset",
+    "LazyDataset",
     "MultiInputLoader",
+    "MultiTaskData",
     "SingleInputLoader",
     "TabularData",
     "TabularEncoder",
     "TargetSpec",
+    "TaskInfo",
+    "Vocabulary",
+    "combine",
     "gradnorm_regression",
+    "load_adult",
+    "load_celeba",
     "load_census_income",
+    "load_cityscapes",
+    "load_fashion_mnist",
+    "load_gcsemv",
+    "load_glue",
+    "load_imagenet",
+    "load_mnist",
+    "load_movie_reviews",
+    "load_movielens_100k",
+    "load_multi_fashion",
+    "load_multi_mnist",
+    "load_multi_mnist_and_fashion",
+    "load_newsgroup",
+    "load_nyuv2",
+    "load_office31",
+    "load_office_home",
+    "load_school_groups",
     "load_tabular",
+    "load_yeast",
     "read_csv_columns",
+    "tokenize",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 from torch import Tensor
 
 from multitask.data._dataset import ArrayDataset, Batch, as_array_dataset
+from multitask.data._lazy import LazyDataset
 from multitask.data._loaders import MultiInputLoader, Sampling, SingleInputLoader, iter_batches
 from multitask.errors import DataError
 from multitask.tasks import Task
@@ -64,6 +65,8 @@ class TaskData:
                 f"{self.role} data has no column {task.label_key!r} for task {task.name!r}; "
                 f"columns: {sorted(dataset.keys())} (set Task(target_key=...))"
             )
+        if isinstance(dataset, LazyDataset) and task.label_key in dataset.file_columns:
+            return  # labels read from files batch by batch (e.g. segmentation maps): not read in full up front
         _, mask = task.labels(dataset.columns)
         if require and not bool(mask.any()):
             raise DataError(f"task {task.name!r} has no labelled sample in the {self.role} data")
