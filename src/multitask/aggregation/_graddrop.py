@@ -32,10 +32,15 @@ class GradDrop(Aggregator):
         self.generator = generator
 
     def aggregate(self, jacobian: Tensor, tasks: list[int]) -> Tensor:
-        """The sum of the components that survive sign dropout."""
+        """The sum of the components that survive sign dropout.
+
+        Where ``P > U`` the positive components survive, and their sum is ``(Σ g + Σ |g|) / 2``;
+        where ``P < U`` the negative ones, ``(Σ g − Σ |g|) / 2``; where ``P = U`` none. So two
+        reductions over the tasks suffice (no ``[T, P]`` mask).
+        """
         total = jacobian.sum(dim=0)
         magnitude = jacobian.abs().sum(dim=0)
         purity = torch.where(magnitude > 0, 0.5 * (1 + total / magnitude.clamp(min=torch.finfo(total.dtype).tiny)), 0.5)
         draws = torch.rand(purity.shape, generator=self.generator, dtype=torch.float64).to(jacobian)
-        keep = ((purity > draws) & (jacobian > 0)) | ((purity < draws) & (jacobian < 0))
-        return (jacobian * keep).sum(dim=0)
+        positive, negative = 0.5 * (total + magnitude), 0.5 * (total - magnitude)
+        return torch.where(purity > draws, positive, torch.where(purity < draws, negative, torch.zeros_like(total)))
