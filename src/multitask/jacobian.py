@@ -41,12 +41,22 @@ class JacobianEngine:
         self.batched = batched
         self.fallback_reason: str | None = None
 
-    def gradients(self, losses: Tensor, parameters: Sequence[Tensor], *, check_unused: bool = True) -> list[Tensor]:
+    def gradients(
+        self,
+        losses: Tensor,
+        parameters: Sequence[Tensor],
+        *,
+        check_unused: bool = True,
+        batched: bool | None = None,
+    ) -> list[Tensor]:
         """Per-parameter blocks ``[T, *p.shape]`` of the Jacobian (zero where a loss does not depend on ``p``).
 
         The autograd graph is retained, so the caller can back-propagate through it once more.
         ``check_unused=False`` skips the scan for all-zero rows (one pass over ``[T, P]``) for a
         caller that finds them more cheaply, e.g. on the Gramian's diagonal (`warn_unused`).
+        ``batched`` overrides the engine's setting for this call (e.g. False where each task's
+        path to ``parameters`` is a small separate subgraph, as from a shared representation
+        through the task heads: there ``T`` small backward passes cost less than vmap's overhead).
         """
         if losses.dim() != 1 or losses.numel() == 0:
             raise ShapeError(f"losses must be a non-empty vector [num_tasks]; got shape {tuple(losses.shape)}")
@@ -57,7 +67,8 @@ class JacobianEngine:
             self.warn_unused(torch.ones(num_tasks, dtype=torch.bool))
             return [torch.zeros(num_tasks, *p.shape, dtype=p.dtype, device=p.device) for p in parameters]
         blocks = None
-        if self.batched and self.fallback_reason is None and num_tasks > 1:
+        use_batched = self.batched if batched is None else batched
+        if use_batched and self.fallback_reason is None and num_tasks > 1:
             try:
                 blocks = self._batched(losses, parameters)
             except RuntimeError as error:

@@ -113,8 +113,13 @@ class AggregationStep:
         if shared and rows.numel() > 0:
             if strategy.mode != "jacobian" or self.weights_suffice:
                 # the update is w(G) @ J: G block by block, never the concatenated [T, P] matrix
-                inputs = representations if strategy.mode == "representation" else shared
-                blocks = engine.gradients(weighted[rows] * scale, inputs, check_unused=False)
+                representation = strategy.mode == "representation"
+                inputs = representations if representation else shared
+                # w.r.t. the representation each task's path is its head only: a loop of T small backward
+                # passes is cheaper there than a vmapped one (measured: 11 vs 26 ms, MLP 512, T = 10, CPU)
+                blocks = engine.gradients(
+                    weighted[rows] * scale, inputs, check_unused=False, batched=False if representation else None
+                )
                 gramian = engine.block_gramian(blocks) / scale**2
                 if not self._finite(gramian, "Jacobian", where, scaler):  # G is finite iff J is
                     return scaler.is_enabled()
