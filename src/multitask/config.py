@@ -27,6 +27,7 @@ from pydantic import (
 
 from multitask import aggregation, weighting
 from multitask._registry import Registry
+from multitask.adversarial import Adversary, ConstantSchedule, DANNSchedule
 from multitask.aggregation import Aggregator
 from multitask.aggregation._base import registry as aggregation_registry
 from multitask.errors import ConfigError
@@ -118,9 +119,29 @@ class CSVDataConfig(_Strict):
         return self
 
 
-ARCHITECTURES = ("hard_sharing", "mmoe", "omoe", "cgc", "ple", "dselect_k", "cross_stitch", "soft_sharing", "coupled")
+ARCHITECTURES = (
+    "hard_sharing",
+    "mmoe",
+    "omoe",
+    "cgc",
+    "ple",
+    "dselect_k",
+    "cross_stitch",
+    "soft_sharing",
+    "coupled",
+    "shared_private",
+)
 Architecture = Literal[
-    "hard_sharing", "mmoe", "omoe", "cgc", "ple", "dselect_k", "cross_stitch", "soft_sharing", "coupled"
+    "hard_sharing",
+    "mmoe",
+    "omoe",
+    "cgc",
+    "ple",
+    "dselect_k",
+    "cross_stitch",
+    "soft_sharing",
+    "coupled",
+    "shared_private",
 ]
 # The hyper-parameters each architecture reads besides the encoder (see `multitask.models`).
 ARCHITECTURE_PARAMS: dict[str, tuple[str, ...]] = {
@@ -133,15 +154,19 @@ ARCHITECTURE_PARAMS: dict[str, tuple[str, ...]] = {
     "cross_stitch": ("self_weight",),
     "soft_sharing": ("lam",),
     "coupled": ("lam",),
+    "shared_private": ("private", "orthogonality"),
 }
 
 
 class ModelConfig(_Strict):
     """The sharing scheme of the ``mtl`` method, its encoder, and the architectures' hyper-parameters.
 
-    ``encoder`` is the shared trunk (``hard_sharing``), each column (``cross_stitch``), the network
-    that is copied (``soft_sharing``, ``coupled``) and, unless ``expert`` is given, each expert of
-    the mixture-of-experts models. Architectures named in ``compare.methods`` read the same fields.
+    ``encoder`` is the shared trunk (``hard_sharing``, ``shared_private``), each column
+    (``cross_stitch``), the network that is copied (``soft_sharing``, ``coupled``) and, unless
+    ``expert`` is given, each expert of the mixture-of-experts models. ``shared_private``: ``private``
+    is each task's private encoder (default: the encoder's shape), ``orthogonality`` the weight γ of
+    ``Σ_t ‖S_tᵀ H_t‖²_F``; the task heads read the shared and private features side by side.
+    Architectures named in ``compare.methods`` read the same fields.
     """
 
     type: Architecture = "hard_sharing"
@@ -154,6 +179,8 @@ class ModelConfig(_Strict):
     k: int = Field(default=2, gt=0)
     lam: float = Field(default=0.01, ge=0, allow_inf_nan=False)
     self_weight: float = Field(default=0.9, ge=0, le=1)
+    private: MLPConfig | None = None
+    orthogonality: float = Field(default=0.01, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -188,6 +215,50 @@ def _out_width(mlp: MLPConfig) -> int | None:
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr | list[StrictInt | StrictFloat] | list[StrictStr]
 
 
+class AdversaryConfig(_Strict):
+    """Adversarial training (`multitask.adversarial.Adversary`): a task discriminator on the shared features.
+
+    ``schedule: constant`` uses ``λ = coefficient`` throughout; ``schedule: dann`` ramps it as
+    ``coefficient · (2 / (1 + exp(−gamma p)) − 1)`` over training progress ``p``.
+    """
+
+    scheme: Literal["reversal", "alternating"] = "reversal"
+    weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    schedule: Literal["constant", "dann"] = "constant"
+    coefficient: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    gamma: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    discriminator_hidden: list[int] = Field(default_factory=lambda: [64])
+    discriminator_lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _used(self) -> AdversaryConfig:
+        if "gamma" in self.model_fields_set and self.schedule != "dann":
+            raise ValueError("gamma is read only by schedule: dann")
+        if "discriminator_lr" in self.model_fields_set and self.scheme != "alternating":
+            raise ValueError(
+                "discriminator_lr is read only by scheme: alternating (with reversal the trainer's optimiser "
+                "trains the discriminator)"
+            )
+        if any(width <= 0 for width in self.discriminator_hidden):
+            raise ValueError(f"discriminator_hidden sizes must be positive; got {self.discriminator_hidden}")
+        return self
+
+    def build(self) -> Adversary:
+        """The configured `Adversary` (its discriminator infers the feature width at the first step)."""
+        schedule = (
+            DANNSchedule(self.gamma, self.coefficient)
+            if self.schedule == "dann"
+            else ConstantSchedule(self.coefficient)
+        )
+        return Adversary(
+            scheme=self.scheme,
+            weight=self.weight,
+            schedule=schedule,
+            hidden=self.discriminator_hidden,
+            lr=self.discriminator_lr,
+        )
+
+
 class StrategyConfig(_Strict):
     """How per-task losses become one update: a weighting by name and its keyword arguments."""
 
@@ -196,6 +267,7 @@ class StrategyConfig(_Strict):
     aggregation: str | None = None
     aggregation_params: dict[str, ParamValue] = Field(default_factory=dict)
     aggregation_mode: Literal["jacobian", "gramian", "representation"] = "jacobian"
+    adversary: AdversaryConfig | None = None
 
     @field_validator("weighting")
     @classmethod
@@ -219,7 +291,8 @@ class StrategyConfig(_Strict):
     def strategy(self) -> Strategy:
         """The configured `Strategy` (`ValueError` with one clear message when an argument is wrong)."""
         try:
-            return Strategy(self.build(), self.build_aggregation(), mode=self.aggregation_mode)
+            adversary = self.adversary.build() if self.adversary is not None else None
+            return Strategy(self.build(), self.build_aggregation(), mode=self.aggregation_mode, adversary=adversary)
         except ConfigError as error:
             raise ValueError(str(error)) from None
 
@@ -321,6 +394,12 @@ class ExperimentConfig(_Strict):
             unknown = [name for name in names if name not in CENSUS_TASKS]
             if unknown:
                 raise ValueError(f"census_income has tasks {', '.join(CENSUS_TASKS)}; unknown: {', '.join(unknown)}")
+        if self.strategy.adversary is not None and isinstance(self.data, CensusDataConfig | CSVDataConfig):
+            raise ValueError(
+                f"strategy.adversary needs multi-input data (one dataset per task, so that each sample has a task "
+                f"to predict); data type {self.data.type} gives one dataset for all tasks: use the Python API "
+                "(docs/methods/adversarial.md)"
+            )
         try:
             self.strategy.build().setup(names)  # per-task arguments (preference, forms) need the task count
         except ConfigError as error:

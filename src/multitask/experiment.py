@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from multitask.models import (
     HardSharing,
     MMoE,
     MultiTaskModel,
+    SharedPrivate,
     SoftSharing,
 )
 from multitask.tasks import Task
@@ -118,6 +120,22 @@ def build_model(config: ExperimentConfig, architecture: str, num_features: int) 
             return CoupledNetworks(encoder(), tasks, lam=spec.lam)
         if architecture == "hard_sharing":
             return HardSharing(encoder(), tasks)
+        if architecture == "shared_private":
+            private_spec = spec.private or spec.encoder
+
+            def private() -> MLP:
+                return MLP(num_features, private_spec.hidden, None, private_spec.dropout)
+
+            shared = encoder()
+            width = shared.out_features + private().out_features
+            heads = {task.name: task.head for task in config.tasks}
+            wide = [  # the heads read [shared; private]: the config's heads, built for that width
+                dataclasses.replace(
+                    task, head=MLP(width, heads[task.name].hidden, _out_features(task.head), heads[task.name].dropout)
+                )
+                for task in tasks
+            ]
+            return SharedPrivate(shared, private, wide, gamma=spec.orthogonality)
         raise ConfigError(f"unknown architecture {architecture!r}")
 
     return build
@@ -289,3 +307,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
         per_task.update({t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in evaluation.items()})
     directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in all_tasks.values()}
     return Comparison(results, directions)
+
+
+def _out_features(head: nn.Module) -> int:
+    """The output width of a head the config built (an `MLP`)."""
+    width = getattr(head, "out_features", None)
+    if not isinstance(width, int):
+        raise ConfigError(f"cannot tell the output width of head {type(head).__name__}")
+    return width

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from multitask.adversarial import Adversary
 from multitask.aggregation import Aggregator, GramianAggregator
 from multitask.errors import ConfigError, ShapeError
 from multitask.jacobian import JacobianEngine
@@ -55,6 +56,11 @@ class Strategy(nn.Module):
             gradient is added to the aggregated update of the shared parameters it touches); a
             proximal one applies its proximal operator after every optimiser step, with the
             optimiser's learning rate as the step size.
+        adversary: A task discriminator played against the model's shared features
+            (`multitask.adversarial.Adversary`; multi-input data and a model exposing
+            `shared_features`). Its term enters the objective like a parameter penalty (with an
+            aggregation, its gradient is added to the shared parameters' update); its discriminator
+            and that discriminator's optimiser are part of this strategy's state.
     """
 
     def __init__(
@@ -65,8 +71,11 @@ class Strategy(nn.Module):
         mode: AggregationMode = "jacobian",
         chunk_size: int | None = None,
         regularizers: Sequence[Regularizer] = (),
+        adversary: Adversary | None = None,
     ) -> None:
         super().__init__()
+        if adversary is not None and not isinstance(adversary, Adversary):
+            raise ConfigError(f"adversary must be a multitask.adversarial.Adversary; got {type(adversary).__name__}")
         wrong = [type(r).__name__ for r in regularizers if not isinstance(r, Regularizer)]
         if wrong:
             raise ConfigError(f"regularizers must be multitask.regularizers.Regularizer objects; got {wrong}")
@@ -86,12 +95,15 @@ class Strategy(nn.Module):
         self.aggregation = aggregation
         self.mode: AggregationMode = mode
         self.engine = JacobianEngine(chunk_size)
+        self.adversary = adversary
 
     def setup(self, task_names: Sequence[str]) -> None:
         """(Re)initialise the parts' state for these tasks; the Trainer calls it before building its optimiser."""
         self.weighting.setup(task_names)
         if self.aggregation is not None:
             self.aggregation.setup(len(task_names))
+        if self.adversary is not None:
+            self.adversary.setup(task_names)
 
     def objective(self, losses: Tensor, context: StepContext | None = None) -> tuple[Tensor, Tensor]:
         """The scalar to minimise for per-task losses ``[T]``, and the task weights ``[T]`` it used.

@@ -13,7 +13,16 @@ from torch import nn
 from multitask.config import ARCHITECTURES, parse_config
 from multitask.errors import ConfigError
 from multitask.experiment import build_model, evaluate_run, run_experiment
-from multitask.models import PLE, CoupledNetworks, CrossStitch, DSelectK, HardSharing, MMoE, SoftSharing
+from multitask.models import (
+    PLE,
+    CoupledNetworks,
+    CrossStitch,
+    DSelectK,
+    HardSharing,
+    MMoE,
+    SharedPrivate,
+    SoftSharing,
+)
 from multitask.tasks import Task
 
 EXPECTED = {
@@ -26,6 +35,7 @@ EXPECTED = {
     "cross_stitch": CrossStitch,
     "soft_sharing": SoftSharing,
     "coupled": CoupledNetworks,
+    "shared_private": SharedPrivate,
 }
 
 
@@ -71,6 +81,16 @@ def test_train_and_evaluate_a_run_with_architectures(tmp_path: Path) -> None:
     assert set(comparison.results) == {"mtl", "mmoe", "ple"}
     again = evaluate_run(tmp_path / "run", split="val")
     assert set(again.results) == {"mtl", "mmoe", "ple"}
+
+
+def test_a_shared_private_run_from_a_config(tmp_path: Path) -> None:
+    raw = raw_config(tmp_path, ["stl", "mtl"])
+    raw["model"] = {"type": "shared_private", "encoder": {"hidden": [6]}, "private": {"hidden": [3]}}
+    config = parse_config(raw, base_dir=tmp_path)
+    comparison = run_experiment(config, output=tmp_path / "run", progress=False)
+    assert set(comparison.results) == {"stl", "mtl"}
+    again = evaluate_run(tmp_path / "run", split="val")
+    assert set(again.results) == {"stl", "mtl"}
 
 
 def test_a_method_that_is_not_trained_cannot_take_parameters(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from multitask.models._mlp import MLP
 from multitask.models._mmoe import MMoE
 from multitask.models._mtan import MTAN
 from multitask.models._ple import CGC, PLE
+from multitask.models._shared_private import SharedPrivate
 from multitask.models._soft import SoftSharedConv2d, SoftSharedLinear, SoftSharing, soft_sharing_penalty
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "HardSharing",
     "MMoE",
     "MultiTaskModel",
+    "SharedPrivate",
     "SoftSharedConv2d",
     "SoftSharedLinear",
     "SoftSharing",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +12,26 @@ from torch import Tensor, nn
 from multitask.errors import ConfigError
 
 Batch = Mapping[str, Tensor]
+T = TypeVar("T")
+
+
+class Transient(Generic[T]):
+    """A value kept from one forward pass to the next call (e.g. features with their autograd graph).
+
+    Copies and pickles start empty: ``copy.deepcopy(model)`` after a training step would otherwise
+    fail on a tensor that is not a graph leaf.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T | None = None) -> None:
+        self.value = value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Transient[T]:
+        return Transient()
+
+    def __reduce__(self) -> tuple[type[Transient[T]], tuple[()]]:
+        return (Transient, ())
 
 
 class MultiTaskModel(nn.Module, ABC):
@@ -38,6 +59,16 @@ class MultiTaskModel(nn.Module, ABC):
         """
         parameter = next(self.parameters(), None)
         return torch.zeros((), device=parameter.device if parameter is not None else None)
+
+    def shared_features(self) -> Tensor | None:
+        """The shared features ``[N, d]`` of the last forward pass, or None for models without them (the default).
+
+        Models whose tasks read one shared representation return it here (`HardSharing`: the
+        encoder's output; `SharedPrivate`: the shared encoder's output), with its autograd graph
+        when the forward pass had one. Adversarial training (`multitask.adversarial.Adversary`)
+        plays its task discriminator on these features.
+        """
+        return None
 
     def last_gates(self) -> dict[str, Tensor]:
         """Gate weights of the last forward pass, ``{name: [N, num_experts]}``; empty for models without gates.

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from torch import Tensor, nn
 
 from multitask.errors import ConfigError, DataError
-from multitask.models._base import Batch, MultiTaskModel
+from multitask.models._base import Batch, MultiTaskModel, Transient
 from multitask.tasks import Task
 
 
@@ -58,6 +58,7 @@ class HardSharing(MultiTaskModel):
         self.heads = nn.ModuleDict({task.name: task.head for task in tasks})
         self.adapters = nn.ModuleDict(dict(adapters or {}))
         self.input_keys = (input_key,) if isinstance(input_key, str) else tuple(input_key)
+        self._features: Transient[Tensor] = Transient()
 
     def inputs(self, batch: Batch) -> list[Tensor]:
         """The encoder's positional inputs taken from ``batch``."""
@@ -87,7 +88,12 @@ class HardSharing(MultiTaskModel):
             features = self.encode(batch, tasks[0])
         else:
             features = self.encode(batch)
+        self._features.value = features
         return {name: self.heads[name](features) for name in tasks}
+
+    def shared_features(self) -> Tensor | None:
+        """The encoder's output in the last forward pass."""
+        return self._features.value
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """The encoder's parameters."""

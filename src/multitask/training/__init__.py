@@ -1,6 +1,7 @@
 """The training loop, its callbacks and checkpoints."""
 
 from multitask.training.callbacks import (
+    AdversaryLogger,
     AggregationWeightLogger,
     Callback,
     CurvePlot,
@@ -15,6 +16,7 @@ from multitask.training.checkpoint import load_checkpoint, save_checkpoint
 from multitask.training.trainer import Trainer
 
 __all__ = [
+    "AdversaryLogger",
     "AggregationWeightLogger",
     "Callback",
     "CurvePlot",

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from multitask.data._loaders import Step
+from multitask.models._shared_private import SharedPrivate
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -190,6 +191,63 @@ class AggregationWeightLogger(Callback):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._sums, self._counts = state.get("sums"), state.get("counts")
+
+
+class AdversaryLogger(Callback):
+    """Adds the adversarial game's diagnostics, averaged over the epoch's steps, to the epoch's record.
+
+    Keys: ``adversary/accuracy`` and ``adversary/loss`` (the task discriminator on the training
+    steps' shared features, before its update; chance is ``1/T`` and ``ln T``),
+    ``adversary/coefficient`` (λ at the epoch's last step) and, for a
+    `multitask.models.SharedPrivate` model, ``model/orthogonality`` (``Σ_t ‖S_tᵀ H_t‖²_F``). With a
+    run folder it also draws ``adversary.png`` at the end of training. Its sums are checkpointed.
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, float] = {}
+        self._coefficient = math.nan
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+        if first_step == 0:
+            self._sums, self._counts = {}, {}
+
+    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+        if step.skipped:
+            return
+        adversary = trainer.strategy.adversary
+        if adversary is not None and adversary.last_loss is not None and adversary.last_accuracy is not None:
+            count = float(adversary.last_count)
+            self._add("adversary/loss", float(adversary.last_loss) * count, count)
+            self._add("adversary/accuracy", float(adversary.last_accuracy) * count, count)
+            self._coefficient = adversary.last_coefficient
+        if isinstance(trainer.model, SharedPrivate) and trainer.model.last_orthogonality is not None:
+            self._add("model/orthogonality", float(trainer.model.last_orthogonality), 1.0)
+
+    def _add(self, key: str, value: float, count: float) -> None:
+        self._sums[key] = self._sums.get(key, 0.0) + value
+        self._counts[key] = self._counts.get(key, 0.0) + count
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        if trainer.history:
+            trainer.history[-1].update({key: total / self._counts[key] for key, total in self._sums.items()})
+            if trainer.strategy.adversary is not None:
+                trainer.history[-1]["adversary/coefficient"] = self._coefficient
+        self._sums, self._counts = {}, {}
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.directory is not None and trainer.history:
+            from multitask.adversarial import plot_adversary
+
+            plot_adversary(trainer.history, len(trainer.task_names), self.directory / "adversary.png")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self._sums), "counts": dict(self._counts), "coefficient": self._coefficient}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+        self._coefficient = state["coefficient"]
 
 
 class MetricsLogger(Callback):

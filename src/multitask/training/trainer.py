@@ -19,6 +19,7 @@ from multitask.data._loaders import Sampling, Step
 from multitask.errors import CheckpointError, ConfigError, NonFiniteLossError
 from multitask.metrics import delta_m, nanmean
 from multitask.models._base import MultiTaskModel
+from multitask.models._shared_private import SharedPrivate
 from multitask.strategy import Strategy
 from multitask.tasks import Task, TaskEvaluation
 from multitask.training import checkpoint as ckpt
@@ -26,6 +27,7 @@ from multitask.training._aggregation_step import AggregationStep
 from multitask.training._data import Data, TaskData
 from multitask.training._selection import ModelSelection, resolve_monitor
 from multitask.training.callbacks import (
+    AdversaryLogger,
     AggregationWeightLogger,
     Callback,
     CurvePlot,
@@ -144,7 +146,18 @@ class Trainer:
         self.strategy.setup(self.task_names)  # creates learnable weights before the optimiser collects them
         self.strategy.to(self.device)
         self._shared_parameters = tuple(self.model.shared_parameters())
-        self._parameters = _unique([*self.model.parameters(), *self.strategy.parameters()])
+        adversary = self.strategy.adversary
+        if adversary is not None and type(model).shared_features is MultiTaskModel.shared_features:
+            raise ConfigError(
+                f"the adversary plays on the model's shared features, and {type(model).__name__} does not expose "
+                "them (MultiTaskModel.shared_features): use HardSharing or SharedPrivate"
+            )
+        # the alternating scheme's discriminator is trained by its own optimiser only
+        excluded = {id(p) for p in adversary.separately_trained_parameters()} if adversary is not None else set()
+        self._parameters = _unique(
+            [p for p in [*self.model.parameters(), *self.strategy.parameters()] if id(p) not in excluded]
+        )
+        self._total_steps = 1  # of the whole fit, for the adversary's schedule; set by fit
         self.optimizer = (optimizer or (lambda params: torch.optim.Adam(params, lr=lr)))(self._parameters)
         self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
         self.scheduler_interval = scheduler_interval
@@ -184,6 +197,8 @@ class Trainer:
         result: list[Callback] = [GateLogger()]  # before the loggers: they add to the epoch's record
         if self._aggregation is not None:
             result.append(AggregationWeightLogger())
+        if self.strategy.adversary is not None or isinstance(self.model, SharedPrivate):
+            result.append(AdversaryLogger(self.run_dir))
         if progress or (progress is None and progress_wanted()):
             result.append(ProgressBar())
         if self.run_dir is not None:
@@ -218,9 +233,15 @@ class Trainer:
             self.monitor, list(self.tasks.values()), self.baseline is not None, val_data is not None
         )
         self.selection.higher_is_better = higher_is_better
+        if self.strategy.adversary is not None and not train_data.is_multi_input:
+            raise ConfigError(
+                "adversarial training needs multi-input data, {task: dataset}: the discriminator predicts which "
+                "task's dataset a sample came from, and in one dataset for all tasks every sample belongs to every task"
+            )
         loader = train_data.loader(
             self.task_names, self.batch_size, self.sampling, self.tasks_per_step, self.steps_per_epoch, self.shuffle
         )
+        self._total_steps = max(1, self.max_epochs * len(loader))
         if resume:
             self._resume()
         else:
@@ -262,11 +283,14 @@ class Trainer:
         losses: dict[str, Tensor] = {}
         counts: dict[str, int] = {}
         representations: list[Tensor] = []
+        shared: list[Tensor] | None = [] if self.strategy.adversary is not None else None
         capture = self._aggregation.capture_representations if self._aggregation else _no_capture
         with self._autocast(), capture(representations):
             for batch, names in groups:
                 batch = self._to_device(batch)
                 outputs = self.model(batch, names)
+                if shared is not None:
+                    shared.append(self._shared_features(names))
                 for name in names:
                     losses[name], counts[name] = self.tasks[name].compute_loss(outputs[name].float(), batch)
         zero = torch.zeros((), device=self.device)
@@ -289,6 +313,8 @@ class Trainer:
         strategy_penalty = self.strategy.regularization()  # Strategy(regularizers=[...])
         if strategy_penalty is not None:
             penalty = penalty + strategy_penalty
+        if shared is not None:  # the adversarial term: a penalty on the shared features (Strategy(adversary=...))
+            penalty = penalty + self._adversarial_term(shared, groups)
         objective = objective + penalty
         if self._aggregation is None:
             self.scaler.scale(objective).backward()  # type: ignore[no-untyped-call]
@@ -318,6 +344,23 @@ class Trainer:
             self._loss_dict(values, counts),
             dict(zip(self.task_names, weight_values.tolist(), strict=True)),
         )
+
+    def _shared_features(self, names: tuple[str, ...]) -> Tensor:
+        features = self.model.shared_features()
+        if features is None:
+            raise ConfigError(f"{type(self.model).__name__}.shared_features() returned None after a forward pass")
+        if len(names) != 1:
+            raise ConfigError(
+                f"adversarial training needs one task per batch (multi-input data); got a batch for {names}"
+            )
+        return features
+
+    def _adversarial_term(self, shared: list[Tensor], groups: Step) -> Tensor:
+        adversary = self.strategy.adversary
+        assert adversary is not None
+        task_ids = [self.task_names.index(names[0]) for _, names in groups]
+        progress = min(1.0, self.global_step / self._total_steps)
+        return adversary.objective_term(shared, task_ids, progress).to(self.device)
 
     def _skip(self, values: Tensor, counts: Mapping[str, int]) -> StepResult:
         """Count a step that leaves the weights untouched (``on_nonfinite="skip"``)."""
