@@ -1,4 +1,4 @@
-"""The command line: ``multitask demo``, ``multitask train CONFIG``, ``multitask evaluate RUN_DIR``."""
+"""The command line: ``multitask demo``, ``train CONFIG``, ``evaluate RUN_DIR``, ``bench CONFIG``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="re-evaluate the models saved in a run folder")
     evaluate.add_argument("run_dir", type=Path, help="folder written by `multitask train` or `multitask demo`")
     evaluate.add_argument("--split", choices=["test", "val"], default="test")
+    bench = commands.add_parser("bench", help="run a benchmark grid (datasets × methods × architectures × seeds)")
+    bench.add_argument("config", type=Path, help="benchmark YAML (e.g. benchmarks/configs/census_mmoe.yaml)")
+    bench.add_argument("--output", type=Path, default=None, help="output folder (default: runs/bench-CONFIG_NAME)")
+    bench.add_argument("--quick", action="store_true", help="smoke profile: one seed, two short epochs, 512 rows")
+    bench.add_argument("--jobs", type=int, default=None, help="worker processes (default: the CPU cores)")
     return parser
 
 
@@ -61,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "bench":
+            return _bench(args)
         return _evaluate(args)
     except MultitaskError as error:
         print(f"multitask: error: {error}", file=sys.stderr)
@@ -140,3 +147,18 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from multitask.bench import default_jobs, load_bench_config, print_progress, run_bench
+
+    config = load_bench_config(args.config, quick=args.quick)
+    output = args.output or Path("runs") / f"bench-{args.config.stem}{'-quick' if args.quick else ''}"
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise MultitaskError(f"--jobs must be at least 1; got {jobs}")
+    started = time.perf_counter()
+    result = run_bench(config, output, jobs=jobs, progress=print_progress)
+    print(result.markdown)
+    print(f"{len(result.records)} cells in {time.perf_counter() - started:.0f} s; tables and plot in {output}")
+    return 0
