@@ -1,4 +1,4 @@
-"""The command line: ``multitask demo``, ``train CONFIG``, ``evaluate RUN_DIR``, ``bench CONFIG``."""
+"""The command line: ``multitask demo``, ``train CONFIG``, ``evaluate RUN_DIR``, ``report RUN_DIR``, ``bench``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="re-evaluate the models saved in a run folder")
     evaluate.add_argument("run_dir", type=Path, help="folder written by `multitask train` or `multitask demo`")
     evaluate.add_argument("--split", choices=["test", "val"], default="test")
+    report = commands.add_parser("report", help="write a self-contained HTML report of a run folder")
+    report.add_argument("run_dir", type=Path, help="folder written by `multitask train`, `multitask demo` or a Trainer")
+    report.add_argument("--output", type=Path, default=None, help="HTML file to write (default: RUN_DIR/report.html)")
     bench = commands.add_parser("bench", help="run a benchmark grid (datasets × methods × architectures × seeds)")
     bench.add_argument("config", type=Path, help="benchmark YAML (e.g. benchmarks/configs/census_mmoe.yaml)")
     bench.add_argument("--output", type=Path, default=None, help="output folder (default: runs/bench-CONFIG_NAME)")
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "bench":
             return _bench(args)
         return _evaluate(args)
@@ -142,6 +147,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     comparison = evaluate_run(args.run_dir, split=args.split)
     print(comparison.to_markdown())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from multitask.analysis import build_report
+
+    print(f"report written to {build_report(args.run_dir, args.output)}")
     return 0
 
 

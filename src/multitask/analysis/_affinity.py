@@ -1,0 +1,413 @@
+"""Task affinity: TAG's look-ahead inter-task affinity during one joint run, and the pairwise transfer matrix."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from multitask.analysis._comparison import Comparison
+from multitask.analysis._grouping import TaskGrouping, select_groups
+from multitask.analysis._plots import heatmap, pyplot, save_png
+from multitask.analysis._probe import check_every, named_shared_parameters, probing, step_losses
+from multitask.data._loaders import Step
+from multitask.errors import ConfigError, DataError
+from multitask.jacobian import JacobianEngine
+from multitask.models._base import MultiTaskModel
+from multitask.tasks import Task
+from multitask.training.callbacks import Callback
+from multitask.training.checkpoint import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from multitask.training._data import Data
+    from multitask.training.trainer import Trainer
+
+AFFINITY_FILE = "affinity.json"
+
+
+@dataclass
+class TaskAffinity:
+    """A matrix ``A [T, T]`` whose entry ``(i, j)`` says how much task i helps task j (positive: helps).
+
+    Attributes:
+        task_names: Row and column order.
+        matrix: ``A[i][j]``, the effect of source task i on target task j.
+        kind: ``"lookahead"`` (TAG's ``Ẑ_{i→j}``, unitless) or ``"pairwise"`` (relative change of j's
+            metric when trained with i rather than alone, in percent).
+        samples: Steps averaged (lookahead) or pair trainings (pairwise).
+        steps: Global step of each look-ahead sample.
+        history: ``[S, T, T]`` per-sample look-ahead matrices (empty for pairwise).
+    """
+
+    task_names: list[str]
+    matrix: list[list[float]]
+    kind: str = "lookahead"
+    samples: int = 0
+    steps: list[int] = field(default_factory=list)
+    history: list[list[list[float]]] = field(default_factory=list)
+
+    def array(self) -> np.ndarray[Any, Any]:
+        """The matrix as a float array ``[T, T]``."""
+        return np.asarray(self.matrix, dtype=float).reshape(len(self.task_names), len(self.task_names))
+
+    def group(self, num_groups: int, **options: Any) -> TaskGrouping:
+        """The recommended grouping for ``num_groups`` models (see `select_groups`)."""
+        return select_groups(self.array(), num_groups, task_names=self.task_names, **options)
+
+    def to_json(self) -> str:
+        """The affinity as JSON (NaN written as null)."""
+        payload = {
+            "kind": self.kind,
+            "tasks": self.task_names,
+            "samples": self.samples,
+            "matrix": _nulls(self.matrix),
+            "steps": self.steps,
+            "history": _nulls(self.history),
+        }
+        return json.dumps(payload, indent=1)
+
+    def write(self, path: str | Path) -> Path:
+        """Write `to_json` atomically to ``path`` (``affinity.json`` when ``path`` is a folder)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / AFFINITY_FILE
+        atomic_write_bytes(path, self.to_json().encode())
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> TaskAffinity:
+        """Read an ``affinity.json`` file (or the one in a folder)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / AFFINITY_FILE
+        try:
+            payload = json.loads(path.read_text())
+            return cls(
+                list(payload["tasks"]),
+                _nans(payload["matrix"]),
+                str(payload["kind"]),
+                int(payload["samples"]),
+                [int(s) for s in payload.get("steps", [])],
+                _nans(payload.get("history", [])),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DataError(f"cannot read a task affinity from {path}: {error}") from error
+
+    def plot(self, path: str | Path) -> Path:
+        """Heatmap of the matrix: rows are the source task i, columns the target task j."""
+        plt = pyplot()
+        size = 2.4 + 0.75 * len(self.task_names)
+        figure, ax = plt.subplots(figsize=(size + 1.0, size))
+        label = "TAG look-ahead affinity Z(i→j)" if self.kind == "lookahead" else "pairwise transfer (%) i→j"
+        fmt = "{:+.3f}" if self.kind == "lookahead" else "{:+.1f}"
+        values = self.array().copy()
+        if self.kind == "lookahead":
+            np.fill_diagonal(values, np.nan)  # self-affinity is on another scale; grouping ignores it
+        heatmap(ax, values, self.task_names, self.task_names, title=label, fmt=fmt)
+        ax.set_ylabel("source task i")
+        ax.set_xlabel("target task j")
+        figure.tight_layout()
+        return save_png(figure, path)
+
+
+def lookahead_affinity(
+    model: MultiTaskModel,
+    tasks: Sequence[Task] | Mapping[str, Task],
+    groups: Step,
+    lr: float,
+    *,
+    engine: JacobianEngine | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    r"""TAG's look-ahead inter-task affinity on one step: ``Z [T, T]`` with ``Z[i, j] = Z_{i→j}``.
+
+    ``Z_{i→j} = 1 − L_j(X, θ_{s|i}, θ_j) / L_j(X, θ_s, θ_j)`` with the look-ahead shared parameters
+    ``θ_{s|i} = θ_s − η ∇_{θ_s} L_i(X, θ_s, θ_i)`` (Fifty et al. 2021, Eq. 1-2): the relative drop of
+    task j's loss on the same batch ``X`` after a gradient step on the shared parameters for task i
+    alone. Positive: i's update helps j; negative: it hurts j. The per-task gradients come from one
+    batched backward pass (`JacobianEngine`); each look-ahead is one forward pass without gradients.
+    The model runs in evaluation mode under a forked RNG and is left as it was. Entries of tasks
+    without labels in the step (or with a zero loss) are NaN.
+
+    Args:
+        model: The multi-task model.
+        tasks: Its tasks (in the model's order).
+        groups: The step's batches ``[(batch, task names), ...]`` (e.g. from ``Callback.on_step_start``).
+        lr: The look-ahead step size ``η`` (TAG uses the training learning rate).
+        engine: The Jacobian engine (default: a fresh one).
+        device: Where to run (default: the model's device).
+
+    References:
+        Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task Groupings for Multi-Task
+        Learning", NeurIPS 2021. arXiv:2109.04617.
+    """
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr (the look-ahead step size) must be a positive number; got {lr!r}")
+    by_name = dict(tasks) if isinstance(tasks, Mapping) else {task.name: task for task in tasks}
+    engine = engine or JacobianEngine()
+    shared = named_shared_parameters(model)
+    num_tasks = len(by_name)
+    result = torch.full((num_tasks, num_tasks), math.nan, dtype=torch.float64)
+    with probing(model):
+        before, present = step_losses(model, by_name, groups, device)
+        index = present.nonzero().flatten().tolist()
+        if not index:
+            return result
+        blocks = engine.gradients(before[index], [p for _, p in shared])
+        reference = before.detach().double().cpu()
+        with torch.no_grad():
+            for row, i in enumerate(index):
+                moved = {name: p.detach() - lr * block[row] for (name, p), block in zip(shared, blocks, strict=True)}
+                after, _ = step_losses(model, by_name, groups, device, parameters=moved)
+                after = after.double().cpu()
+                for j in index:
+                    if reference[j] > 0:
+                        result[i, j] = 1.0 - after[j] / reference[j]
+    return result
+
+
+class TaskAffinityMonitor(Callback):
+    r"""Measures TAG's look-ahead inter-task affinity every ``every`` steps of a joint run and averages it.
+
+    ``Ẑ_{i→j} = (1/S) Σ_s Z^s_{i→j}`` over the sampled steps (the paper averages over every step;
+    sampling every few steps trades precision for time: each sample costs one batched backward pass
+    and ``T`` forward passes). See `lookahead_affinity` for ``Z``. The average is kept in
+    `affinity`, written to ``RUN_DIR/affinity.json`` after every epoch and plotted at the end
+    (``affinity.png``); it is part of the checkpoint. `TaskAffinity.group` then recommends which tasks
+    to train together. Like `GradientConflictMonitor`, one monitor can serve several runs: each
+    fresh fit with two or more tasks starts a new average, single-task runs are skipped.
+
+    Args:
+        every: Sample every this many steps (the first step is always sampled).
+        lr: Look-ahead step size ``η``; None uses the optimiser's current learning rate.
+        chunk_size: Tasks per batched backward pass.
+        keep_history: Also keep every sample's matrix (for curves).
+
+    References:
+        Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task Groupings for Multi-Task
+        Learning", NeurIPS 2021. arXiv:2109.04617.
+    """
+
+    def __init__(
+        self, every: int = 10, *, lr: float | None = None, chunk_size: int | None = None, keep_history: bool = True
+    ) -> None:
+        self.every = check_every(every)
+        if lr is not None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"lr must be a positive number or None (the optimiser's); got {lr!r}")
+        self.lr = lr
+        self.engine = JacobianEngine(chunk_size)
+        self.keep_history = keep_history
+        self.affinity = TaskAffinity([], [])
+        self._sum = np.zeros((0, 0))
+        self._count = np.zeros((0, 0))
+        self._active = True
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        # A fresh fit starts a new average; a resumed one (its state already loaded) continues it.
+        names = list(trainer.task_names)
+        self._active = len(names) > 1
+        if trainer.global_step == 0 or self.affinity.task_names != names:
+            size = len(names)
+            self.affinity = TaskAffinity(names, np.full((size, size), np.nan).tolist())
+            self._sum, self._count = np.zeros((size, size)), np.zeros((size, size))
+
+    def on_step_start(self, trainer: Trainer, groups: Step) -> None:
+        if not self._active or trainer.global_step % self.every != 0:
+            return
+        lr = self.lr if self.lr is not None else float(trainer.optimizer.param_groups[0]["lr"])
+        z = lookahead_affinity(trainer.model, trainer.tasks, groups, lr, engine=self.engine, device=trainer.device)
+        values = z.numpy()
+        finite = np.isfinite(values)
+        self._sum[finite] += values[finite]
+        self._count[finite] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self._count > 0, self._sum / np.maximum(self._count, 1), np.nan)
+        self.affinity.matrix = mean.tolist()
+        self.affinity.samples += 1
+        if self.keep_history:
+            self.affinity.steps.append(trainer.global_step)
+            self.affinity.history.append(values.tolist())
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        if trainer.run_dir is not None and self.affinity.samples:
+            self.affinity.write(trainer.run_dir / AFFINITY_FILE)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if trainer.run_dir is not None and self.affinity.samples:
+            self.affinity.write(trainer.run_dir / AFFINITY_FILE)
+            self.affinity.plot(trainer.run_dir / "affinity.png")
+
+    def state_dict(self) -> dict[str, Any]:
+        a = self.affinity
+        return {
+            "task_names": a.task_names,
+            "sum": self._sum.tolist(),
+            "count": self._count.tolist(),
+            "samples": a.samples,
+            "steps": a.steps,
+            "history": a.history,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._sum = np.asarray(state["sum"], dtype=float)
+        self._count = np.asarray(state["count"], dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self._count > 0, self._sum / np.maximum(self._count, 1), np.nan)
+        self.affinity = TaskAffinity(
+            list(state["task_names"]), mean.tolist(), "lookahead", int(state["samples"]), list(state["steps"])
+        )
+        self.affinity.history = [list(map(list, h)) for h in state["history"]]
+
+
+def pairwise_transfer(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None = None,
+    *,
+    metric: Mapping[str, str] | None = None,
+    max_tasks: int = 8,
+    seed: int = 0,
+    **trainer_kwargs: Any,
+) -> TaskAffinity:
+    r"""The pairwise transfer matrix: train every task alone and every pair together, compare on ``val``.
+
+    ``A[i, j] = 100 · s_j (M_j(i, j) − M_j(j)) / |M_j(j)|``: the relative change (percent) of task j's
+    main validation metric when it is trained together with task i (hard sharing of ``encoder``,
+    same initial weights and budget as in `multitask.baselines.compare`) rather than alone, with
+    ``s_j = +1`` when higher is better and ``−1`` otherwise, so positive means i helps j. This is
+    the exhaustive pairwise measurement the look-ahead affinity approximates in one run
+    (Standley et al. 2020 train every pair; TAG, Sec. 5, compares against it); it needs
+    ``T (T − 1) / 2 + T`` trainings, so it is limited to ``max_tasks`` tasks.
+
+    Args:
+        encoder: The shared encoder (copied and re-initialised for every run).
+        tasks: The tasks.
+        train: Training data.
+        val: Validation data the metric is read on (the training data when None).
+        metric: ``{task: metric name}`` (default: each task's main metric).
+        max_tasks: Refuse more tasks than this (the cost grows quadratically).
+        seed: Seed of the initial weights and data order.
+        **trainer_kwargs: Passed to every `Trainer` (``max_epochs``, ``batch_size``, ``lr``, ...).
+
+    References:
+        Standley et al., "Which Tasks Should Be Learned Together in Multi-task Learning?", ICML 2020;
+        Fifty et al., "Efficiently Identifying Task Groupings for Multi-Task Learning", NeurIPS 2021.
+    """
+    from multitask.baselines import train_multitask, train_single_task
+
+    if len(tasks) < 2:
+        raise ConfigError("pairwise transfer needs at least two tasks")
+    if len(tasks) > max_tasks:
+        raise ConfigError(
+            f"pairwise transfer trains {len(tasks) * (len(tasks) - 1) // 2} pairs for {len(tasks)} tasks; "
+            f"raise max_tasks (now {max_tasks}) or use the one-run look-ahead affinity (TaskAffinityMonitor)"
+        )
+    names = [task.name for task in tasks]
+    chosen = {task.name: (metric or {}).get(task.name, task.main_metric) for task in tasks}
+    unknown = [f"{t}/{m}" for t, m in chosen.items() if m not in next(x for x in tasks if x.name == t).metric_fns]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}")
+    evaluation = val if val is not None else train
+    single = train_single_task(encoder, tasks, train, evaluation, evaluation, seed=seed, **trainer_kwargs)
+    alone = {t: single.test[t][chosen[t]] for t in names}
+    size = len(names)
+    matrix = np.zeros((size, size))
+    for i in range(size):
+        for j in range(i + 1, size):
+            pair = [tasks[i], tasks[j]]
+            baseline = {t.name: {chosen[t.name]: single.val[t.name][chosen[t.name]]} for t in pair}
+            run = train_multitask(
+                encoder, pair, train, evaluation, evaluation, seed=seed, baseline=baseline, **trainer_kwargs
+            )
+            for source, target in ((i, j), (j, i)):
+                task = tasks[target]
+                sign = 1.0 if task.metric_fns[chosen[task.name]].higher_is_better else -1.0
+                reference = alone[task.name]
+                value = run.test[task.name][chosen[task.name]]
+                matrix[source, target] = 100.0 * sign * (value - reference) / abs(reference) if reference else math.nan
+    return TaskAffinity(names, matrix.tolist(), "pairwise", size * (size - 1) // 2)
+
+
+def train_groups(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    grouping: TaskGrouping,
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    include: Sequence[str] = ("stl", "mtl"),
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    **trainer_kwargs: Any,
+) -> Comparison:
+    """Train the recommended groups (one hard-sharing model per group) and compare with STL and all-in-one MTL.
+
+    Each task is reported from the group that serves it (``grouping.assignment``); a group of one
+    task is a single-task model. ``include`` adds the single-task models (``"stl"``) and the model
+    with all tasks (``"mtl"``) trained on the same data and budget, so the result shows whether the
+    grouping beats both.
+
+    Returns:
+        A `Comparison` with methods ``"stl"``, ``"mtl"`` (as included) and ``"groups"``; its Δm% is
+        against ``"stl"`` when included.
+    """
+    from multitask.baselines import compare, train_multitask, train_single_task
+
+    by_name = {task.name: task for task in tasks}
+    missing = sorted(set(grouping.assignment) ^ set(by_name))
+    if missing:
+        raise ConfigError(f"the grouping and the tasks differ in {missing}; group these tasks: {list(by_name)}")
+    wrong = [m for m in include if m not in ("stl", "mtl")]
+    if wrong:
+        raise ConfigError(f"include takes 'stl' and 'mtl'; got {wrong}")
+    base = Path(run_dir) if run_dir is not None else None
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    seconds: dict[str, float] = {}
+    if include:
+        reference = compare(
+            encoder, tasks, train, val, test, methods=list(include), seed=seed, run_dir=base, **trainer_kwargs
+        )
+        results.update(reference.results)
+        seconds.update(reference.seconds or {})
+    serving: dict[str, dict[str, float]] = {}
+    total = 0.0
+    for number, group in enumerate(grouping.groups):
+        members = [by_name[name] for name in group]
+        directory = base / f"group-{number}" if base is not None else None
+        if len(members) == 1:
+            run = train_single_task(encoder, members, train, val, test, seed=seed, run_dir=directory, **trainer_kwargs)
+        else:
+            run = train_multitask(encoder, members, train, val, test, seed=seed, run_dir=directory, **trainer_kwargs)
+        total += run.seconds
+        for name in group:
+            if grouping.assignment[name] == tuple(group):
+                serving[name] = {m: v for m, v in run.test.get(name, {}).items() if m != "loss"}
+    results["groups"] = {name: serving[name] for name in by_name if name in serving}
+    seconds["groups"] = total
+    directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in tasks}
+    comparison = Comparison(results, directions, seconds=seconds)
+    if base is not None:
+        comparison.write(base)
+        atomic_write_bytes(base / "grouping.json", grouping.to_json().encode())
+    return comparison
+
+
+def _nulls(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_nulls(v) for v in values]
+    return None if isinstance(values, float) and math.isnan(values) else values
+
+
+def _nans(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_nans(v) for v in values]
+    return math.nan if values is None else float(values)

@@ -1,0 +1,159 @@
+"""The HTML report: sections from a run folder's files, self-contained, real data, and a real headless browser."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from _analysis_runs import report_folder
+from torch import nn
+
+from multitask import Task
+from multitask.analysis import GradientConflictMonitor, TaskAffinityMonitor, build_report
+from multitask.baselines import compare
+from multitask.errors import ConfigError, DataError
+from multitask.models import MLP
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_report(report_folder(tmp_path_factory.mktemp("run")))
+
+
+def test_every_section_appears_when_its_file_exists(report: Path) -> None:
+    page = report.read_text()
+    assert report.name == "report.html"
+    assert "<title>report-test — multitask report</title>" in page  # the config's name
+    for heading in (
+        "Configuration",
+        "Results: methods compared",
+        "Negative transfer",
+        "Task affinity and grouping",
+        "Gradient conflict on the shared parameters",
+        "Trade-off between tasks",
+        "Training runs",
+    ):
+        assert f">{heading}" in page, heading
+    assert '<span class="hurts">hurts</span>' in page  # the adversarial task's verdict
+    assert "gate usage" in page  # the MMoE run's gates
+    assert page.count("<img ") >= 8
+    assert "Files that could not be read" not in page
+
+
+def test_the_page_needs_nothing_else(report: Path) -> None:
+    page = report.read_text()
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    sources = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert sources and all(s.startswith(("data:image/png;base64,", "#")) for s in sources)
+
+
+def test_an_unreadable_file_is_reported_on_the_page(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 0, "train/a/loss": 1.0}\n')
+    (tmp_path / "affinity.json").write_text("{broken")
+    page = build_report(tmp_path, tmp_path / "out.html").read_text()
+    assert "Files that could not be read" in page and "affinity.json" in page
+    assert "Training runs" in page
+
+
+def test_bad_folders_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a folder"):
+        build_report(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="nothing to report"):
+        build_report(tmp_path)
+
+
+def test_report_of_a_short_census_income_run(tmp_path: Path) -> None:
+    from multitask.data import load_census_income
+
+    try:
+        data = load_census_income()
+    except DataError as error:
+        pytest.skip(f"Census-Income data unavailable: {error}")
+    generator = torch.Generator().manual_seed(0)
+    train = data.train.subset(torch.randperm(len(data.train), generator=generator)[:3000])
+    test = data.test.subset(torch.arange(1000))
+    tasks = [Task(name, nn.Linear(16, 1), "binary", metrics=["auc"]) for name in ("income", "marital")]
+    comparison = compare(
+        MLP(data.num_features, [32, 16]),
+        tasks,
+        train,
+        None,
+        test,
+        run_dir=tmp_path,
+        max_epochs=1,
+        batch_size=256,
+        callbacks=[GradientConflictMonitor(every=2), TaskAffinityMonitor(every=2)],
+        progress=False,
+    )
+    assert comparison.results["mtl"]["marital"]["auc"] > 0.8  # one epoch on 3000 people already ranks well
+    page = build_report(tmp_path).read_text()
+    for heading in ("Results: methods compared", "Gradient conflict", "Task affinity", "Training runs"):
+        assert heading in page
+    assert page.count("<h3><code>stl/") == 2  # both single-task runs have curves
+    assert (tmp_path / "mtl" / "conflict.jsonl").is_file()
+    assert not (tmp_path / "stl" / "income" / "conflict.jsonl").exists()  # single-task runs have no conflict
+
+
+# ----- a real headless browser -----
+_PROBE = """<script>
+window.__problems = [];
+window.addEventListener("error", e => {
+  window.__problems.push("error: " + (e.message || (e.target && (e.target.alt || e.target.src))));
+}, true);
+const __log = console.error;
+console.error = (...args) => { window.__problems.push("console: " + args.join(" ")); __log(...args); };
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);
+  const out = document.createElement("pre");
+  out.id = "__check";
+  out.textContent = JSON.stringify({images: images.length, broken: broken, problems: window.__problems});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium); the browser check needs one")
+
+
+def _run_browser(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]  # fmt: skip
+    return subprocess.run([binary, *flags, *arguments], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_report_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> None:
+    binary = _chromium()
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text().replace("<head>", "<head>" + _PROBE, 1))
+    done = _run_browser(binary, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri())
+    match = re.search(r'<pre id="__check">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert match, f"no result from the page; chromium said: {done.stderr[-2000:]}"
+    result = json.loads(html.unescape(match.group(1)))
+    assert result["problems"] == []
+    assert result["broken"] == []
+    assert result["images"] >= 8
+
+    shot = tmp_path / "shot.png"
+    _run_browser(binary, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2000", report.as_uri())
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2000, 1200)
+    assert pixels.std() > 0.1  # not a blank page: text, tables and plots
+    background = pixels.reshape(-1, 3).max(axis=1) > 0.95
+    assert 0.05 < 1 - background.mean() < 0.95
