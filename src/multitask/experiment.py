@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,20 @@ import yaml
 from torch import nn
 from torch.optim import Optimizer
 
+from multitask.adversarial import BagOfEmbeddings
 from multitask.analysis import Comparison
 from multitask.baselines import ModelFactory, compare
-from multitask.config import CensusDataConfig, ExperimentConfig, load_config
+from multitask.config import (
+    BagOfEmbeddingsConfig,
+    CensusDataConfig,
+    ExperimentConfig,
+    MLPConfig,
+    MovieReviewsDataConfig,
+    NewsgroupDataConfig,
+    load_config,
+)
+from multitask.data._dataset import ArrayDataset
+from multitask.data._mtdata import MultiTaskData
 from multitask.data._tabular import TabularData, load_tabular
 from multitask.errors import CheckpointError, ConfigError
 from multitask.models import (
@@ -33,11 +44,25 @@ from multitask.models import (
 )
 from multitask.tasks import Task
 from multitask.training import Trainer
+from multitask.training._data import Data
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
 
+#: What `load_data` returns: single-input splits (`TabularData`) or, for multi-input data types, `MultiTaskData`
+#: with ``{task: ArrayDataset}`` splits. Both have ``train``, ``val``, ``test``, ``kinds`` and ``classes``.
+ExperimentData = TabularData | MultiTaskData
+Encoder = MLP | BagOfEmbeddings
 
-def load_data(config: ExperimentConfig) -> TabularData:
-    """The encoded splits the config names (the bundled Census-Income data or CSV files)."""
+
+def load_data(config: ExperimentConfig) -> ExperimentData:
+    """The encoded splits the config names: Census-Income, CSV files, Newsgroup or the movie reviews.
+
+    Multi-input data (``newsgroup``, ``movie_reviews``) keeps the config's tasks, in its order.
+
+    Raises:
+        ConfigError: A task of the config that the data does not have, or of another kind.
+    """
+    if isinstance(config.data, NewsgroupDataConfig | MovieReviewsDataConfig):
+        return _config_tasks(_load_multi_input(config), config)
     if isinstance(config.data, CensusDataConfig):
         from multitask.data._census import load_census_income
 
@@ -66,7 +91,67 @@ def load_data(config: ExperimentConfig) -> TabularData:
     )
 
 
-def build_tasks(config: ExperimentConfig, data: TabularData, in_features: int) -> list[Task]:
+def _load_multi_input(config: ExperimentConfig) -> MultiTaskData:
+    spec = config.data
+    if isinstance(spec, NewsgroupDataConfig):
+        from multitask.data._newsgroup import load_newsgroup
+
+        return load_newsgroup(
+            spec.folder,
+            features=spec.features,
+            val_fraction=spec.val_fraction,
+            test_fraction=spec.test_fraction,
+            seed=spec.seed if spec.seed is not None else config.seed,
+        )
+    assert isinstance(spec, MovieReviewsDataConfig)
+    from multitask.data._text import load_movie_reviews
+
+    return load_movie_reviews(
+        spec.path,
+        max_per_task=spec.max_per_task,
+        val_fraction=spec.val_fraction,
+        test_fraction=spec.test_fraction,
+        max_length=spec.max_length,
+        min_frequency=spec.min_frequency,
+        max_vocabulary=spec.max_vocabulary,
+        seed=spec.seed if spec.seed is not None else config.seed,
+    )
+
+
+def _config_tasks(data: MultiTaskData, config: ExperimentConfig) -> MultiTaskData:
+    """``data`` with the config's tasks only, in the config's order (the Trainer refuses datasets of other tasks)."""
+    names = [task.name for task in config.tasks]
+    unknown = [name for name in names if name not in data.task_info]
+    if unknown:
+        raise ConfigError(f"tasks: {data.name} has tasks {', '.join(data.tasks)}; unknown: {', '.join(unknown)}")
+    for task in config.tasks:
+        if data.kinds[task.name] != task.kind:
+            raise ConfigError(f"tasks: {task.name} of {data.name} is {data.kinds[task.name]}; got kind {task.kind}")
+
+    def keep(split: ArrayDataset | dict[str, ArrayDataset] | None) -> ArrayDataset | dict[str, ArrayDataset] | None:
+        return {name: split[name] for name in names if name in split} if isinstance(split, dict) else split
+
+    train = keep(data.train)
+    assert train is not None
+    return dataclasses.replace(
+        data,
+        train=train,
+        val=keep(data.val),
+        test=keep(data.test),
+        task_info={name: data.task_info[name] for name in names},
+    )
+
+
+def input_size(config: ExperimentConfig, data: ExperimentData) -> int:
+    """What the encoders' input size is: the feature count of ``x``, or the vocabulary size for token ids."""
+    if config.data.input_key == "tokens":
+        if not isinstance(data, MultiTaskData) or "tokens" not in data.num_embeddings:
+            raise ConfigError(f"data type {config.data.type} gave no vocabulary size for its token ids")
+        return data.num_embeddings["tokens"]
+    return data.num_features
+
+
+def build_tasks(config: ExperimentConfig, data: ExperimentData, in_features: int) -> list[Task]:
     """One `Task` per config entry, each with an MLP head on the encoder's output."""
     tasks = []
     for spec in config.tasks:
@@ -76,21 +161,35 @@ def build_tasks(config: ExperimentConfig, data: TabularData, in_features: int) -
     return tasks
 
 
-def build_encoder(config: ExperimentConfig, num_features: int) -> MLP:
-    """The shared encoder of the config."""
-    encoder = config.model.encoder
-    return MLP(num_features, encoder.hidden, None, encoder.dropout)
+def build_encoder(config: ExperimentConfig, num_features: int) -> Encoder:
+    """The shared encoder of the config; ``num_features`` is the input size (`input_size`)."""
+    return _encoder(config.model.encoder, num_features)
+
+
+def _encoder(spec: MLPConfig | BagOfEmbeddingsConfig, num_features: int) -> Encoder:
+    if isinstance(spec, BagOfEmbeddingsConfig):
+        return BagOfEmbeddings(num_features, spec.dim, spec.hidden, dropout=spec.dropout)
+    return MLP(num_features, spec.hidden, None, spec.dropout)
 
 
 def build_model(config: ExperimentConfig, architecture: str, num_features: int) -> ModelFactory:
-    """``tasks -> model``: the named architecture (see `multitask.config.ARCHITECTURES`) as the config sets it up."""
+    """``tasks -> model``: the named architecture (see `multitask.config.ARCHITECTURES`) as the config sets it up.
+
+    ``num_features`` is the encoders' input size (`input_size`: for token ids, the vocabulary size); the
+    models read the data type's input column (``x``, or ``tokens`` for ``movie_reviews``).
+    """
     spec = config.model
+    key = config.data.input_key
     expert_spec = spec.expert or spec.encoder
 
-    def encoder() -> MLP:
+    def encoder() -> Encoder:
         return build_encoder(config, num_features)
 
     def expert(in_features: int) -> MLP:
+        if not isinstance(expert_spec, MLPConfig):
+            raise ConfigError(
+                f"{architecture} builds MLP experts on feature vectors; model.encoder is {expert_spec.type}"
+            )
         return MLP(in_features, expert_spec.hidden, None, expert_spec.dropout)
 
     def experts(count: int) -> list[nn.Module]:
@@ -99,7 +198,9 @@ def build_model(config: ExperimentConfig, architecture: str, num_features: int) 
     def build(tasks: Sequence[Task]) -> MultiTaskModel:
         if architecture in ("mmoe", "omoe"):
             shared_gate = architecture == "omoe"
-            return MMoE(experts(spec.num_experts), tasks, in_features=num_features, shared_gate=shared_gate)
+            return MMoE(
+                experts(spec.num_experts), tasks, in_features=num_features, shared_gate=shared_gate, input_key=key
+            )
         if architecture in ("cgc", "ple"):
             levels = 1 if architecture == "cgc" else spec.num_levels
             return PLE(
@@ -109,22 +210,26 @@ def build_model(config: ExperimentConfig, architecture: str, num_features: int) 
                 num_task_experts=spec.num_task_experts,
                 num_shared_experts=spec.num_shared_experts,
                 num_levels=levels,
+                input_key=key,
             )
         if architecture == "dselect_k":
-            return DSelectK(experts(spec.num_experts), tasks, in_features=num_features, k=spec.k)
+            return DSelectK(experts(spec.num_experts), tasks, in_features=num_features, k=spec.k, input_key=key)
         if architecture == "cross_stitch":
-            return CrossStitch(list(encoder()), tasks, self_weight=spec.self_weight)
+            columns = encoder()
+            if not isinstance(columns, MLP):
+                raise ConfigError(f"cross_stitch stitches MLP layers; model.encoder is {spec.encoder.type}")
+            return CrossStitch(list(columns), tasks, self_weight=spec.self_weight, input_key=key)
         if architecture == "soft_sharing":
-            return SoftSharing(encoder(), tasks, lam=spec.lam)
+            return SoftSharing(encoder(), tasks, lam=spec.lam, input_key=key)
         if architecture == "coupled":
-            return CoupledNetworks(encoder(), tasks, lam=spec.lam)
+            return CoupledNetworks(encoder(), tasks, lam=spec.lam, input_key=key)
         if architecture == "hard_sharing":
-            return HardSharing(encoder(), tasks)
+            return HardSharing(encoder(), tasks, input_key=key)
         if architecture == "shared_private":
             private_spec = spec.private or spec.encoder
 
-            def private() -> MLP:
-                return MLP(num_features, private_spec.hidden, None, private_spec.dropout)
+            def private() -> Encoder:
+                return _encoder(private_spec, num_features)
 
             shared = encoder()
             width = shared.out_features + private().out_features
@@ -135,7 +240,7 @@ def build_model(config: ExperimentConfig, architecture: str, num_features: int) 
                 )
                 for task in tasks
             ]
-            return SharedPrivate(shared, private, wide, gamma=spec.orthogonality)
+            return SharedPrivate(shared, private, wide, gamma=spec.orthogonality, input_key=key)
         raise ConfigError(f"unknown architecture {architecture!r}")
 
     return build
@@ -211,13 +316,14 @@ def run_experiment(
     checkpoints, metrics and curves, and ``results.csv``, ``results.md``, ``comparison.png``.
 
     Raises:
-        ConfigError: The folder already holds a run and neither ``resume`` nor ``overwrite`` is set.
+        ConfigError: The folder already holds a run and neither ``resume`` nor ``overwrite`` is set, or the
+            data lacks a task of the config.
+        DataError: The data cannot be read. Data errors come before anything is written to the folder.
     """
     directory = output_dir(config, output)
-    if directory.exists() and any(directory.iterdir()) and not resume:
-        if not overwrite:
-            raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
-        shutil.rmtree(directory)
+    holds_a_run = directory.exists() and any(directory.iterdir())
+    if holds_a_run and not resume and not overwrite:
+        raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
     saved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     previous = directory / "config.yaml"
     if resume and previous.is_file() and previous.read_text() != saved:
@@ -225,32 +331,40 @@ def run_experiment(
             f"{directory} was trained with a different config ({previous}); resume it with that config, "
             "or start a new run with --output or --overwrite"
         )
+    data = load_data(config)  # before the folder is written: a data error leaves no half-made run
+    if holds_a_run and not resume:  # overwrite
+        shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     previous.write_text(saved)
-    data = load_data(config)
-    encoder = build_encoder(config, data.num_features)
+    size = input_size(config, data)
+    encoder = build_encoder(config, size)
     tasks = build_tasks(config, data, encoder.out_features)
     methods = config.compare.methods
-    model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, data.num_features)
+    model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, size)
     architectures: dict[str, ModelFactory] = {
-        m: build_model(config, m, data.num_features) for m in methods if m not in ("stl", "mtl")
+        m: build_model(config, m, size) for m in methods if m not in ("stl", "mtl")
     }
-    return compare(
-        encoder,
-        tasks,
-        data.train,
-        data.val,
-        data.test,
-        methods=[m for m in methods if m in ("stl", "mtl")],
-        model=model,
-        architectures=architectures,
-        transfer=config.compare.transfer,
-        freeze_encoder=config.compare.freeze_encoder,
-        seed=config.seed,
-        run_dir=directory,
-        resume=resume,
-        **trainer_options(config, progress),
-    )
+    # Seeded here, so that a config trains the same models whatever ran before in the process (parts that are
+    # initialised outside the runs' own seeding, such as an adversary's discriminator, draw from this generator).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return compare(
+            encoder,
+            tasks,
+            data.train,
+            data.val,
+            data.test,
+            methods=[m for m in methods if m in ("stl", "mtl")],
+            model=model,
+            architectures=architectures,
+            transfer=config.compare.transfer,
+            freeze_encoder=config.compare.freeze_encoder,
+            input_key=config.data.input_key,
+            seed=config.seed,
+            run_dir=directory,
+            resume=resume,
+            **trainer_options(config, progress),
+        )
 
 
 @dataclass(frozen=True)
@@ -291,7 +405,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
             f"{directory} holds no trained model (stl/, mtl/, an architecture's folder or transfer-*/)"
         )
     results: dict[str, dict[str, dict[str, float]]] = {}
-    encoder = build_encoder(config, data.num_features)
+    size = input_size(config, data)
+    encoder = build_encoder(config, size)
     all_tasks = {task.name: task for task in build_tasks(config, data, encoder.out_features)}
     for entry in saved:
         if not entry.path.is_file():
@@ -299,14 +414,21 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
             hint = " (training did not finish: run `multitask train CONFIG --resume`)" if partial else ""
             raise CheckpointError(f"missing {entry.path}{hint}")
         tasks = [all_tasks[name] for name in entry.task_names]
-        model = build_model(config, _architecture(config, entry.method), data.num_features)(tasks)
+        model = build_model(config, _architecture(config, entry.method), size)(tasks)
         model.load_state_dict(load_checkpoint(entry.path)["model"])
         trainer = Trainer(model, tasks, progress=False, device=config.training.device)
-        evaluation = trainer.evaluate(dataset)
+        evaluation = trainer.evaluate(_of_tasks(dataset, entry.task_names))
         per_task = results.setdefault(entry.method, {})
         per_task.update({t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in evaluation.items()})
     directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in all_tasks.values()}
     return Comparison(results, directions)
+
+
+def _of_tasks(dataset: Data, names: Sequence[str]) -> Data:
+    """Multi-input data (``{task: dataset}``) cut to the datasets of ``names``; one dataset for all tasks as is."""
+    if isinstance(dataset, Mapping) and all(isinstance(value, ArrayDataset) for value in dataset.values()):
+        return {name: dataset[name] for name in names if name in dataset}
+    return dataset
 
 
 def _out_features(head: nn.Module) -> int:
