@@ -32,6 +32,7 @@ from multitask.models import (
 from multitask.tasks import Task
 from multitask.training import Trainer
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
+from multitask.training.distributed import Distributed
 
 
 def load_data(config: ExperimentConfig) -> TabularData:
@@ -196,19 +197,12 @@ def run_experiment(
         ConfigError: The folder already holds a run and neither ``resume`` nor ``overwrite`` is set.
     """
     directory = output_dir(config, output)
-    if directory.exists() and any(directory.iterdir()) and not resume:
-        if not overwrite:
-            raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
-        shutil.rmtree(directory)
     saved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    previous = directory / "config.yaml"
-    if resume and previous.is_file() and previous.read_text() != saved:
-        raise ConfigError(
-            f"{directory} was trained with a different config ({previous}); resume it with that config, "
-            "or start a new run with --output or --overwrite"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    previous.write_text(saved)
+    distributed = Distributed.from_environment()  # under torchrun: rank 0 prepares the folder, the others wait
+    if distributed is None:
+        _prepare_run_dir(directory, saved, resume, overwrite)
+    else:
+        distributed.run_on_main(_prepare_run_dir, directory, saved, resume, overwrite)
     data = load_data(config)
     encoder = build_encoder(config, data.num_features)
     tasks = build_tasks(config, data, encoder.out_features)
@@ -233,6 +227,22 @@ def run_experiment(
         resume=resume,
         **trainer_options(config, progress),
     )
+
+
+def _prepare_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
+    """Check the run folder against ``resume``/``overwrite``, then create it holding ``config.yaml``."""
+    if directory.exists() and any(directory.iterdir()) and not resume:
+        if not overwrite:
+            raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
+        shutil.rmtree(directory)
+    previous = directory / "config.yaml"
+    if resume and previous.is_file() and previous.read_text() != saved:
+        raise ConfigError(
+            f"{directory} was trained with a different config ({previous}); resume it with that config, "
+            "or start a new run with --output or --overwrite"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    previous.write_text(saved)
 
 
 @dataclass(frozen=True)
