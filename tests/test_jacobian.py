@@ -89,3 +89,14 @@ def test_bad_arguments_are_rejected() -> None:
         jacobian(losses.reshape(2, 2), parameters)
     with pytest.raises(ConfigError, match="no shared parameters"):
         jacobian(losses, [])
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_a_parameter_no_loss_reaches_gets_a_zero_block_with_the_task_dimension(chunk_size: int | None) -> None:
+    # autograd's materialize_grads returns zeros_like(parameter) for it, without the batched task dimension
+    used, unused = torch.randn(3, requires_grad=True), torch.randn(4, requires_grad=True)
+    losses = torch.stack([(used**2).sum(), used.sum()])
+    blocks = JacobianEngine(chunk_size).gradients(losses, [used, unused], check_unused=False)
+    assert [tuple(b.shape) for b in blocks] == [(2, 3), (2, 4)]
+    assert torch.equal(blocks[1], torch.zeros(2, 4))
+    torch.testing.assert_close(blocks[0], torch.stack([2 * used.detach(), torch.ones(3)]))

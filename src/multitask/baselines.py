@@ -25,6 +25,7 @@ from multitask.models import HardSharing, MultiTaskModel
 from multitask.tasks import Task
 from multitask.training import Trainer
 from multitask.training._data import Data
+from multitask.training.distributed import is_main_process
 from multitask.training.trainer import Results
 
 ModelFactory = Callable[[Sequence[Task]], MultiTaskModel]
@@ -312,7 +313,7 @@ def compare(
         directions,
         seconds={name: run.seconds for name, run in runs.items()},
     )
-    if base is not None:
+    if base is not None and is_main_process():  # multi-process runs: rank 0 writes
         comparison.write(base)
     return comparison
 

@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     group = train.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
     group.add_argument("--overwrite", action="store_true", help="delete the run folder's previous content first")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train in N processes on this machine (torchrun; gloo on CPUs, nccl on GPUs: one GPU each)",
+    )
     evaluate = commands.add_parser("evaluate", help="re-evaluate the models saved in a run folder")
     evaluate.add_argument("run_dir", type=Path, help="folder written by `multitask train` or `multitask demo`")
     evaluate.add_argument("--split", choices=["test", "val"], default="test")
@@ -63,11 +70,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (errors print one line to stderr and return 2)."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(arguments)
     try:
         if args.command == "demo":
             return _demo(args)
         if args.command == "train":
+            if args.nproc is not None:
+                return _launch(arguments, args.nproc)
             return _train(args)
         if args.command == "report":
             return _report(args)
@@ -115,6 +125,28 @@ def _train(args: argparse.Namespace) -> int:
     return _run(config, args.output, resume=args.resume, overwrite=args.overwrite)
 
 
+def _launch(arguments: list[str], nproc: int) -> int:
+    """``multitask train ... --nproc N``: run the same command in N processes under torchrun."""
+    import subprocess
+
+    from multitask.errors import ConfigError
+    from multitask.training.distributed import environment_world_size, torchrun_command
+
+    if environment_world_size() > 1:
+        raise ConfigError("--nproc launches the processes; this one already runs under torchrun (WORLD_SIZE is set)")
+    rest, skip = [], False
+    for argument in arguments:  # the same command without --nproc (or an abbreviation argparse accepted)
+        name = argument.split("=", 1)[0]
+        if skip or (len(name) > 3 and "--nproc".startswith(name)):
+            skip = not skip and "=" not in argument
+            continue
+        rest.append(argument)
+    command = ["-m", "multitask.cli", *rest]
+    if nproc == 1:
+        return main(rest)
+    return subprocess.run(torchrun_command(command, nproc), check=False).returncode
+
+
 def _pair(text: str) -> list[str]:
     from multitask.errors import ConfigError
 
@@ -132,6 +164,10 @@ def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) 
     started = time.perf_counter()
     comparison = run_experiment(config, output=output, resume=resume, overwrite=overwrite)
     seconds = time.perf_counter() - started
+    from multitask.training.distributed import is_main_process
+
+    if not is_main_process():  # multi-process run: rank 0 reports
+        return 0
     print()
     print(comparison.to_markdown())
     print()

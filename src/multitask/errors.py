@@ -33,3 +33,7 @@ class InvalidLossError(MultitaskError, ValueError):
 
 class CheckpointError(MultitaskError):
     """A checkpoint is missing, truncated, corrupt or does not match the run being resumed."""
+
+
+class DistributedError(MultitaskError, RuntimeError):
+    """A multi-process run cannot go on: a process died, stalled past the timeout, or disagrees with the others."""

@@ -46,6 +46,7 @@ from multitask.tasks import Task
 from multitask.training import Trainer
 from multitask.training._data import Data
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
+from multitask.training.distributed import Distributed
 
 #: What `load_data` returns: single-input splits (`TabularData`) or, for multi-input data types, `MultiTaskData`
 #: with ``{task: ArrayDataset}`` splits. Both have ``train``, ``val``, ``test``, ``kinds`` and ``classes``.
@@ -321,21 +322,14 @@ def run_experiment(
         DataError: The data cannot be read. Data errors come before anything is written to the folder.
     """
     directory = output_dir(config, output)
-    holds_a_run = directory.exists() and any(directory.iterdir())
-    if holds_a_run and not resume and not overwrite:
-        raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
     saved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    previous = directory / "config.yaml"
-    if resume and previous.is_file() and previous.read_text() != saved:
-        raise ConfigError(
-            f"{directory} was trained with a different config ({previous}); resume it with that config, "
-            "or start a new run with --output or --overwrite"
-        )
+    _check_run_dir(directory, saved, resume, overwrite)
     data = load_data(config)  # before the folder is written: a data error leaves no half-made run
-    if holds_a_run and not resume:  # overwrite
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    previous.write_text(saved)
+    distributed = Distributed.from_environment()  # under torchrun: rank 0 prepares the folder, the others wait
+    if distributed is None:
+        _prepare_run_dir(directory, saved, resume, overwrite)
+    else:
+        distributed.run_on_main(_prepare_run_dir, directory, saved, resume, overwrite)
     size = input_size(config, data)
     encoder = build_encoder(config, size)
     tasks = build_tasks(config, data, encoder.out_features)
@@ -365,6 +359,27 @@ def run_experiment(
             resume=resume,
             **trainer_options(config, progress),
         )
+
+
+def _check_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
+    """Raise unless the run folder may be used as ``resume``/``overwrite`` say (reads only)."""
+    if directory.exists() and any(directory.iterdir()) and not resume and not overwrite:
+        raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
+    previous = directory / "config.yaml"
+    if resume and previous.is_file() and previous.read_text() != saved:
+        raise ConfigError(
+            f"{directory} was trained with a different config ({previous}); resume it with that config, "
+            "or start a new run with --output or --overwrite"
+        )
+
+
+def _prepare_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
+    """Check the run folder against ``resume``/``overwrite``, then create it holding ``config.yaml``."""
+    _check_run_dir(directory, saved, resume, overwrite)
+    if directory.exists() and any(directory.iterdir()) and not resume:  # overwrite
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(saved)
 
 
 @dataclass(frozen=True)

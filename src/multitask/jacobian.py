@@ -118,16 +118,23 @@ class JacobianEngine:
         size = self.chunk_size or num_tasks
         parts: list[list[Tensor]] = []
         for start in range(0, num_tasks, size):
+            cotangents = eye[start : start + size]
             grads = torch.autograd.grad(
                 losses,
                 list(parameters),
-                grad_outputs=eye[start : start + size],
+                grad_outputs=cotangents,
                 retain_graph=True,
                 allow_unused=True,
                 materialize_grads=True,
                 is_grads_batched=True,
             )
-            parts.append(list(grads))
+            # materialize_grads fills a parameter no loss reaches with zeros_like(parameter): no task dimension
+            parts.append(
+                [
+                    g if g.dim() == p.dim() + 1 else g.new_zeros(len(cotangents), *p.shape)
+                    for g, p in zip(grads, parameters, strict=True)
+                ]
+            )
         if len(parts) == 1:
             return parts[0]
         return [torch.cat([part[k] for part in parts]) for k in range(len(parameters))]

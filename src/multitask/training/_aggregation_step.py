@@ -23,6 +23,7 @@ from multitask.errors import ConfigError
 from multitask.models._base import MultiTaskModel
 from multitask.models._hard import HardSharing
 from multitask.strategy import Strategy
+from multitask.training.distributed import Distributed
 
 
 class AggregationStep:
@@ -35,6 +36,11 @@ class AggregationStep:
         parameters: Every trained parameter (model and strategy).
         num_tasks: T.
         on_nonfinite: ``"raise"`` or ``"skip"`` for a non-finite Jacobian, Gramian or update.
+        distributed: The process group of a multi-process run (None: one process). Then the
+            Jacobian blocks are summed over the processes before anything is computed from them
+            (the Gramian of the global batch is not the sum of the processes' Gramians), in
+            representation mode the ``[T, T]`` Gramian is (its rows are per-sample, so it is), and
+            the gradients that stay local (heads, penalties) are summed at the end.
 
     Raises:
         ConfigError: Representation mode with a model that has no single shared representation.
@@ -47,6 +53,7 @@ class AggregationStep:
         parameters: Sequence[nn.Parameter],
         num_tasks: int,
         on_nonfinite: str,
+        distributed: Distributed | None = None,
     ) -> None:
         if strategy.mode == "representation" and not isinstance(model, HardSharing):
             raise ConfigError(
@@ -58,6 +65,11 @@ class AggregationStep:
         self.shared = [p for p in model.shared_parameters() if p.requires_grad]
         shared_ids = {id(p) for p in self.shared}
         self.others = [p for p in parameters if p.requires_grad and id(p) not in shared_ids]
+        self.distributed = distributed
+        model_ids = {id(p) for p in model.parameters()}  # the strategy's own parameters get global gradients
+        self.summed = [p for p in self.others if id(p) in model_ids]
+        if distributed is not None and strategy.mode == "representation":
+            self.summed += self.shared
         # a Gramian method that keeps the base rule "update = w(J Jᵀ) @ J" needs only G and w
         self.last_weights: Tensor | None = None  # the aggregator's task weights of the last step, when it has them
         aggregation = strategy.aggregation
@@ -120,7 +132,11 @@ class AggregationStep:
                 blocks = engine.gradients(
                     weighted[rows] * scale, inputs, check_unused=False, batched=False if representation else None
                 )
+                if self.distributed is not None and not representation:
+                    blocks = self._sum_blocks(blocks)
                 gramian = engine.block_gramian(blocks) / scale**2
+                if self.distributed is not None and strategy.mode == "representation":
+                    gramian = self.distributed.all_reduce(gramian, "gramian")
                 if not self._finite(gramian, "Jacobian", where, scaler):  # G is finite iff J is
                     return scaler.is_enabled()
                 engine.warn_unused(gramian.diagonal() == 0)
@@ -130,7 +146,8 @@ class AggregationStep:
                 if not self._finite(task_weights, "aggregation weights", where, scaler):
                     return False
                 self.last_weights = task_weights
-                if strategy.mode == "jacobian":  # blocks hold J · scale: their weighted sum is the scaled update
+                if strategy.mode == "jacobian" or (self.distributed is not None and strategy.mode == "gramian"):
+                    # blocks hold J · scale: their weighted sum is the scaled update
                     row_weights = task_weights[rows].to(blocks[0].dtype)
                     for parameter, block in zip(shared, blocks, strict=True):
                         update = row_weights @ block.reshape(rows.numel(), -1)
@@ -142,6 +159,8 @@ class AggregationStep:
                     )
             else:
                 blocks = engine.gradients(weighted[rows] * scale, shared, check_unused=False)
+                if self.distributed is not None:
+                    blocks = self._sum_blocks(blocks)
                 jacobian = torch.cat([b.reshape(rows.numel(), -1) for b in blocks], dim=1)
                 del blocks
                 if scale != 1.0:
@@ -160,15 +179,38 @@ class AggregationStep:
                     size = parameter.numel()
                     parameter.grad = update[offset : offset + size].view_as(parameter).to(parameter.dtype)
                     offset += size
+        penalty_grads: Sequence[Tensor | None] = ()
         if shared and penalty is not None and penalty.requires_grad:
             # the parameter penalties are not task losses: their gradient is added to the update
-            grads = torch.autograd.grad(scaler.scale(penalty), shared, retain_graph=True, allow_unused=True)
-            for parameter, grad in zip(shared, grads, strict=True):
-                if grad is not None:
-                    parameter.grad = grad if parameter.grad is None else parameter.grad + grad
+            penalty_grads = torch.autograd.grad(scaler.scale(penalty), shared, retain_graph=True, allow_unused=True)
+            if self.distributed is None or strategy.mode == "representation":
+                self._add(penalty_grads)
+                penalty_grads = ()
         if self.others and objective.requires_grad:
             torch.autograd.backward(scaler.scale(objective), inputs=self.others)
+        if self.distributed is not None:
+            # each process's penalty share (penalty / world size) and local gradients, summed in one all-reduce
+            extra = list(penalty_grads)  # the same on every process: empty without a penalty on shared parameters
+            local = [p.grad for p in self.summed] + extra
+            summed = self.distributed.sum_tensors(local, [*self.summed, *shared[: len(extra)]], "gradients")
+            for parameter, grad in zip(self.summed, summed, strict=False):
+                parameter.grad = grad.to(parameter.dtype) if grad is not None else None
+            if extra:
+                self._add(summed[len(self.summed) :])
         return True
+
+    def _sum_blocks(self, blocks: list[Tensor]) -> list[Tensor]:
+        """The Jacobian blocks of the global batch: the sum of the processes' blocks (one all-reduce)."""
+        assert self.distributed is not None
+        summed = self.distributed.sum_tensors(blocks, blocks, "jacobian")
+        return [s if s is not None else torch.zeros_like(b) for s, b in zip(summed, blocks, strict=True)]
+
+    def _add(self, grads: Sequence[Tensor | None]) -> None:
+        """Add ``grads`` to the shared parameters' ``.grad``."""
+        for parameter, grad in zip(self.shared, grads, strict=True):
+            if grad is not None:
+                grad = grad.to(parameter.dtype)
+                parameter.grad = grad if parameter.grad is None else parameter.grad + grad
 
     def _finite(self, values: Tensor, what: str, where: str, scaler: torch.amp.GradScaler) -> bool:
         """True when ``values`` is finite; else hand inf to the scaler, raise, or report a skip."""

@@ -129,8 +129,16 @@ class GateLogger(Callback):
             self._sums, self._counts = {}, {}
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
-        for name, weights in trainer.model.last_gates().items():
-            mean = weights.detach().float().mean(dim=0).cpu()
+        gates = trainer.model.last_gates()
+        if trainer.distributed is not None and gates:  # the means over the global batch: sums and row counts
+            rows = [
+                torch.cat([w.detach().double().sum(dim=0).cpu(), torch.tensor([float(len(w))])]) for w in gates.values()
+            ]
+            totals = torch.split(trainer.distributed.all_reduce(torch.cat(rows), "logs"), [len(r) for r in rows])
+            means = {name: (t[:-1] / t[-1].clamp(min=1)).float() for name, t in zip(gates, totals, strict=True)}
+        else:
+            means = {name: weights.detach().float().mean(dim=0).cpu() for name, weights in gates.items()}
+        for name, mean in means.items():
             self._sums[name] = self._sums[name] + mean if name in self._sums else mean
             self._counts[name] = self._counts.get(name, 0) + 1
 

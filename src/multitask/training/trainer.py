@@ -25,6 +25,7 @@ from multitask.tasks import Task, TaskEvaluation
 from multitask.training import checkpoint as ckpt
 from multitask.training._aggregation_step import AggregationStep
 from multitask.training._data import Data, TaskData
+from multitask.training._distributed_step import Collected, DistributedStep
 from multitask.training._selection import ModelSelection, resolve_monitor
 from multitask.training.callbacks import (
     AdversaryLogger,
@@ -39,6 +40,7 @@ from multitask.training.callbacks import (
     progress_wanted,
     tensorboard_available,
 )
+from multitask.training.distributed import Distributed
 from multitask.weighting import StepContext
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -92,6 +94,11 @@ class Trainer:
         callbacks: Extra callbacks.
         progress: Show progress bars; None shows them on a terminal unless ``CI`` is set.
         seed: Seeds the data order and, at the start of a fresh `fit`, PyTorch's global generator.
+        distributed: Multi-process training (``torchrun``; see `multitask.training.distributed`):
+            None joins the processes when there are several (``WORLD_SIZE > 1`` or an initialised
+            process group), True requires it, False never does; or a `Distributed`. Each process
+            then trains on rows ``rank::world_size`` of every batch and all apply the update one
+            process would compute on the whole batch; only rank 0 writes files and shows progress.
     """
 
     def __init__(
@@ -125,6 +132,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         progress: bool | None = None,
         seed: int = 0,
+        distributed: bool | Distributed | None = None,
     ) -> None:
         if not isinstance(model, MultiTaskModel):
             raise ConfigError(
@@ -138,6 +146,9 @@ class Trainer:
             raise ConfigError(f"on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(f"scheduler_interval must be 'epoch' or 'step'; got {scheduler_interval!r}")
+        self.distributed = Distributed.resolve(distributed)
+        if self.distributed is not None:  # one GPU per process: cuda:LOCAL_RANK
+            device = self.distributed.training_device(device)
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = model.to(self.device)
         self.tasks = {task.name: task for task in tasks}
@@ -147,6 +158,11 @@ class Trainer:
         self.strategy.to(self.device)
         self._shared_parameters = tuple(self.model.shared_parameters())
         adversary = self.strategy.adversary
+        if adversary is not None and self.distributed is not None and self.distributed.world_size > 1:
+            raise ConfigError(
+                "adversarial training does not run on several processes yet (each process's discriminator would "
+                "see only its shard); train it in one process"
+            )
         if adversary is not None and type(model).shared_features is MultiTaskModel.shared_features:
             raise ConfigError(
                 f"the adversary plays on the model's shared features, and {type(model).__name__} does not expose "
@@ -172,13 +188,16 @@ class Trainer:
         self._amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=mixed_precision and self.device.type == "cuda")
         self._aggregation = (
-            AggregationStep(self.strategy, self.model, self._parameters, len(tasks), on_nonfinite)
+            AggregationStep(self.strategy, self.model, self._parameters, len(tasks), on_nonfinite, self.distributed)
             if self.strategy.aggregation is not None
             else None
         )
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.seed = seed
+        self._distributed_step = (
+            DistributedStep(self.distributed, self.model, seed) if self.distributed is not None else None
+        )
         self.callbacks = list(callbacks) + self._default_callbacks(progress)
         # progress of the run; all of it goes into checkpoints
         self.epoch = 0
@@ -198,7 +217,9 @@ class Trainer:
         if self._aggregation is not None:
             result.append(AggregationWeightLogger())
         if self.strategy.adversary is not None or isinstance(self.model, SharedPrivate):
-            result.append(AdversaryLogger(self.run_dir))
+            result.append(AdversaryLogger(self.run_dir if self.is_main_process else None))
+        if not self.is_main_process:  # multi-process: only rank 0 shows progress and writes files
+            return result
         if progress or (progress is None and progress_wanted()):
             result.append(ProgressBar())
         if self.run_dir is not None:
@@ -206,6 +227,11 @@ class Trainer:
             if tensorboard_available():
                 result.append(TensorBoardLogger(self.run_dir / "tensorboard"))
         return result
+
+    @property
+    def is_main_process(self) -> bool:
+        """True on rank 0 of a multi-process run and in a single-process run: the process that writes files."""
+        return self.distributed is None or self.distributed.is_main
 
     @property
     def aggregation_weights(self) -> Tensor | None:
@@ -242,6 +268,8 @@ class Trainer:
             self.task_names, self.batch_size, self.sampling, self.tasks_per_step, self.steps_per_epoch, self.shuffle
         )
         self._total_steps = max(1, self.max_epochs * len(loader))
+        if self._distributed_step is not None:
+            self._distributed_step.start(self, train_data, val_data, len(loader))
         if resume:
             self._resume()
         else:
@@ -249,14 +277,19 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_fit_start(self)
         while self.epoch < self.max_epochs and not self.selection.should_stop:
-            self._run_epoch(loader.epoch(self.epoch, self.seed, self.step_in_epoch), len(loader))
+            steps = loader.epoch(self.epoch, self.seed, self.step_in_epoch)
+            if self._distributed_step is not None:
+                steps = self._distributed_step.shard(steps)
+            self._run_epoch(steps, len(loader))
+            if self._distributed_step is not None:
+                self._distributed_step.synchronise(self.epoch, [self.model, self.strategy])
             record = self._end_epoch(val_data, monitor)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
             self._save_checkpoint()
         if self.restore_best and self.selection.best_state is not None:
             self.model.load_state_dict(self.selection.best_state)
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.is_main_process:
             ckpt.save_checkpoint(self.run_dir / "model.pt", {"model": self.model.state_dict()})
         for callback in self.callbacks:
             callback.on_fit_end(self)
@@ -285,7 +318,12 @@ class Trainer:
         representations: list[Tensor] = []
         shared: list[Tensor] | None = [] if self.strategy.adversary is not None else None
         capture = self._aggregation.capture_representations if self._aggregation else _no_capture
-        with self._autocast(), capture(representations):
+        where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
+        forward_rng: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if self._distributed_step is not None:
+            self._distributed_step.distributed.position = where
+            forward_rng = self._distributed_step.forward_rng(self.global_step, self.device)
+        with self._autocast(), capture(representations), forward_rng:
             for batch, names in groups:
                 batch = self._to_device(batch)
                 outputs = self.model(batch, names)
@@ -295,9 +333,11 @@ class Trainer:
                     losses[name], counts[name] = self.tasks[name].compute_loss(outputs[name].float(), batch)
         zero = torch.zeros((), device=self.device)
         loss_vector = torch.stack([losses.get(name, zero).float() for name in self.task_names])
-        values = loss_vector.detach().double().cpu()
+        if self._distributed_step is not None:  # global loss values; gradients of this process's share
+            loss_vector, values, counts = self._distributed_step.global_losses(loss_vector, counts, self.task_names)
+        else:
+            values = loss_vector.detach().double().cpu()
         self.optimizer.zero_grad(set_to_none=True)
-        where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
         bad = [name for name, value in zip(self.task_names, values.tolist(), strict=True) if not math.isfinite(value)]
         if bad:
             if self.on_nonfinite == "raise":
@@ -307,7 +347,8 @@ class Trainer:
                 )
             return self._skip(values, counts)
         labelled = torch.tensor([counts.get(name, 0) > 0 for name in self.task_names], device=self.device)
-        context = StepContext(labelled, self._shared_parameters, self.epoch, self.global_step)
+        all_reduce = self._distributed_step.all_reduce if self._distributed_step is not None else None
+        context = StepContext(labelled, self._shared_parameters, self.epoch, self.global_step, all_reduce)
         objective, weights = self.strategy.objective(loss_vector, context)
         penalty = self.model.regularization()  # e.g. soft sharing's λ Σ_t ‖b_t‖²
         strategy_penalty = self.strategy.regularization()  # Strategy(regularizers=[...])
@@ -315,9 +356,13 @@ class Trainer:
             penalty = penalty + strategy_penalty
         if shared is not None:  # the adversarial term: a penalty on the shared features (Strategy(adversary=...))
             penalty = penalty + self._adversarial_term(shared, groups)
+        if self.distributed is not None:  # each process's share; the gradient sum over processes is the penalty's
+            penalty = penalty / self.distributed.world_size
         objective = objective + penalty
         if self._aggregation is None:
             self.scaler.scale(objective).backward()  # type: ignore[no-untyped-call]
+            if self._distributed_step is not None:
+                self._distributed_step.sum_gradients()
         elif not self._aggregation.backward(
             objective, loss_vector * weights, labelled, representations, self.scaler, where, penalty
         ):
@@ -441,7 +486,12 @@ class Trainer:
     def _collect(self, data: TaskData, with_labels: bool) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
         self.model.eval()
         parts: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {name: [] for name in self.task_names}
-        for batch, names in data.eval_groups(self.eval_batch_size, self.task_names):
+        collected: Collected = []
+        world = self.distributed.world_size if self.distributed is not None else 1
+        rank = self.distributed.rank if self.distributed is not None else 0
+        for index, (batch, names) in enumerate(data.eval_groups(self.eval_batch_size, self.task_names)):
+            if index % world != rank:  # multi-process: each process evaluates every world-th batch
+                continue
             device_batch = self._to_device(batch)
             with self._autocast():
                 outputs = self.model(device_batch, names)
@@ -451,7 +501,11 @@ class Trainer:
                     target, mask = self.tasks[name].labels(batch)
                 else:
                     target = mask = torch.empty(0)
-                parts[name].append((output, target, mask))
+                collected.append((index, name, (output, target, mask)))
+        if self._distributed_step is not None:
+            collected = self._distributed_step.gather(collected)
+        for _, name, triple in collected:
+            parts[name].append(triple)
         return {
             name: (
                 torch.cat([p[0] for p in chunks]),
@@ -525,18 +579,26 @@ class Trainer:
         if self.run_dir is None:
             return
         directory = self.run_dir / "checkpoints"
-        ckpt.save_checkpoint(ckpt.checkpoint_path(directory, self.global_step), self.state_dict())
-        ckpt.prune_checkpoints(directory, self.keep_checkpoints)
+        if self.is_main_process:  # every process holds the same state: rank 0 writes it
+            ckpt.save_checkpoint(ckpt.checkpoint_path(directory, self.global_step), self.state_dict())
+            ckpt.prune_checkpoints(directory, self.keep_checkpoints)
+        if self.distributed is not None:
+            self.distributed.barrier()
 
     def _resume(self) -> None:
         if self.run_dir is None:
             raise ConfigError("resume needs a run_dir holding checkpoints")
         checkpoints = ckpt.list_checkpoints(self.run_dir / "checkpoints")
-        if not checkpoints:
-            warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'}; starting from scratch", stacklevel=3)
+        if self.distributed is not None:  # rank 0 reads, everyone gets its state (no shared file system needed)
+            state = self.distributed.run_on_main(lambda: ckpt.load_checkpoint(checkpoints[-1]) if checkpoints else None)
+        else:
+            state = ckpt.load_checkpoint(checkpoints[-1], map_location=self.device) if checkpoints else None
+        if state is None:
+            if self.is_main_process:
+                warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'}; starting from scratch", stacklevel=3)
             torch.manual_seed(self.seed)
             return
-        self.load_state_dict(ckpt.load_checkpoint(checkpoints[-1], map_location=self.device))
+        self.load_state_dict(state)
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:

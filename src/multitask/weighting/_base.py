@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,12 +25,17 @@ class StepContext:
             the gradient norms on the last shared layer among them).
         epoch: Zero-based epoch of the step.
         step: Zero-based global step.
+        all_reduce: In a multi-process run, sums a tensor over the processes (None: one process).
+            The losses a method gets are then the global batch's, but gradients it computes from
+            them itself are this process's share: it must pass them through ``all_reduce`` (as
+            GradNorm does with its per-task gradients), on every process, in the same order.
     """
 
     present: Tensor
     shared_parameters: tuple[Tensor, ...] = ()
     epoch: int = 0
     step: int = 0
+    all_reduce: Callable[[Tensor], Tensor] | None = None
 
     @classmethod
     def all_present(cls, losses: Tensor) -> StepContext:

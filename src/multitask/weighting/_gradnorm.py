@@ -31,7 +31,9 @@ class GradNorm(Weighting):
     Adam state are in the checkpoint. ``L_t(0)`` is the task's loss at the first step where it is
     present; absent tasks are left out of ``Ḡ``, the rates and the update. Without gradients
     (e.g. a call under ``torch.no_grad``) the weights are returned unchanged.
-    Cost: one extra backward pass per task from its loss to ``W`` (through its head only).
+    Cost: one extra backward pass per task from its loss to ``W`` (through its head only). In a
+    multi-process run the per-task gradients on ``W`` are summed over the processes (``T × |W|``
+    numbers per step), so the norms are those of the global batch.
 
     Args:
         alpha: Asymmetry α: how strongly tasks that train slowly are pulled up (the paper uses
@@ -70,15 +72,19 @@ class GradNorm(Weighting):
         self.initial_losses[first] = detached[first]
         self.has_initial |= first
         layer = _last_shared_layer(context.shared_parameters)
-        norms = torch.zeros_like(self.loss_weights)
-        for index in torch.nonzero(present).flatten().tolist():
-            if not losses[index].requires_grad:
-                continue
-            (grad,) = torch.autograd.grad(losses[index], layer, retain_graph=True, allow_unused=True)
-            if grad is not None:
-                norms[index] = grad.detach().norm().to(norms)
         if not bool(present.any()):
             return used
+        rows = torch.nonzero(present).flatten().tolist()
+        grads = torch.zeros(len(rows), *layer.shape, dtype=layer.dtype, device=layer.device)
+        for row, index in enumerate(rows):
+            if losses[index].requires_grad:
+                (grad,) = torch.autograd.grad(losses[index], layer, retain_graph=True, allow_unused=True)
+                if grad is not None:
+                    grads[row] = grad.detach()
+        if context.all_reduce is not None:  # multi-process: the gradients of the global batch
+            grads = context.all_reduce(grads)
+        norms = torch.zeros_like(self.loss_weights)
+        norms[rows] = torch.linalg.vector_norm(grads.reshape(len(rows), -1), dim=1).to(norms)
         weighted = self.loss_weights * norms
         mean_norm = weighted[present].mean()
         relative = detached / self.initial_losses.clamp(min=1e-12)
