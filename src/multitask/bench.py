@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from torch import Tensor, nn
 
 from multitask import aggregation as aggregation_methods
@@ -69,28 +69,14 @@ class BenchConfig(BaseModel):
     max_eval_rows: int | None = Field(default=None, gt=0)
     quick: bool = False  # set by the --quick profile: loaders build small versions where generation is costly
 
-    @field_validator("datasets")
+    @field_validator("datasets", "methods", "architectures")
     @classmethod
-    def _known_datasets(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in DATASETS]
+    def _known(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        allowed = {"datasets": sorted(DATASETS), "methods": method_names(), "architectures": list(ARCHITECTURES)}
+        choices = allowed[str(info.field_name)]
+        unknown = [name for name in value if name not in choices]
         if unknown:
-            raise ValueError(f"unknown dataset(s) {unknown} (allowed: {sorted(DATASETS)})")
-        return value
-
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in method_names()]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown} (allowed: {method_names()})")
-        return value
-
-    @field_validator("architectures")
-    @classmethod
-    def _known_architectures(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in ARCHITECTURES]
-        if unknown:
-            raise ValueError(f"unknown architecture(s) {unknown} (allowed: {list(ARCHITECTURES)})")
+            raise ValueError(f"unknown {str(info.field_name)[:-1]}(s) {unknown} (allowed: {choices})")
         return value
 
 
