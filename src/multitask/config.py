@@ -490,6 +490,27 @@ class CompareConfig(_Strict):
         return value
 
 
+class AnalysisConfig(_Strict):
+    """What `multitask.analysis` records during the runs and whether the run ends with an HTML report.
+
+    ``conflict_every``: a `GradientConflictMonitor` on every multi-task run, sampling every this many
+    steps (``conflict.jsonl``, heatmap, curves); ``affinity_every``: a `TaskAffinityMonitor` (TAG's
+    look-ahead affinity, ``affinity.json``) with look-ahead step ``affinity_lr`` (None: the optimiser's
+    learning rate); ``report``: write ``report.html`` (`multitask report`) when the runs end.
+    """
+
+    conflict_every: int | None = Field(default=None, gt=0)
+    affinity_every: int | None = Field(default=None, gt=0)
+    affinity_lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    report: bool = True
+
+    @model_validator(mode="after")
+    def _used(self) -> AnalysisConfig:
+        if self.affinity_lr is not None and self.affinity_every is None:
+            raise ValueError("affinity_lr is read only with affinity_every")
+        return self
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment: data, tasks, model, strategy, training and the comparison to run."""
 
@@ -502,6 +523,7 @@ class ExperimentConfig(_Strict):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:

@@ -15,7 +15,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from multitask.adversarial import BagOfEmbeddings
-from multitask.analysis import Comparison
+from multitask.analysis import Comparison, GradientConflictMonitor, TaskAffinityMonitor, build_report
 from multitask.baselines import ModelFactory, compare
 from multitask.config import (
     BagOfEmbeddingsConfig,
@@ -43,7 +43,7 @@ from multitask.models import (
     SoftSharing,
 )
 from multitask.tasks import Task
-from multitask.training import Trainer
+from multitask.training import Callback, Trainer
 from multitask.training._data import Data
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
 from multitask.training.distributed import Distributed
@@ -293,6 +293,13 @@ def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> d
     }
     if training.monitor is not None:
         result["monitor"] = training.monitor
+    callbacks: list[Callback] = []  # each resets at a fresh fit and skips single-task runs, so all runs share them
+    if config.analysis.conflict_every is not None:
+        callbacks.append(GradientConflictMonitor(config.analysis.conflict_every))
+    if config.analysis.affinity_every is not None:
+        callbacks.append(TaskAffinityMonitor(config.analysis.affinity_every, lr=config.analysis.affinity_lr))
+    if callbacks:
+        result["callbacks"] = callbacks
     return result
 
 
@@ -342,7 +349,7 @@ def run_experiment(
     # initialised outside the runs' own seeding, such as an adversary's discriminator, draw from this generator).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return compare(
+        comparison = compare(
             encoder,
             tasks,
             data.train,
@@ -359,6 +366,9 @@ def run_experiment(
             resume=resume,
             **trainer_options(config, progress),
         )
+    if config.analysis.report and (distributed is None or distributed.is_main):
+        build_report(directory)  # after the results are written: a report problem loses no result
+    return comparison
 
 
 def _check_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
