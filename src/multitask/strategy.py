@@ -51,6 +51,10 @@ class Strategy(nn.Module):
             the encoder); with `MGDA` this is MGDA-UB (Sener & Koltun, Sec. 3.3), which minimises
             an upper bound of MGDA's objective. The update is then ``Σ_t w'_t ∇θ (w_t L_t)``.
         chunk_size: Tasks per batched backward pass when computing ``J`` or ``G`` (None: all).
+        batched: Per-task gradients in one vmapped backward pass (default) or, with False, a loop of
+            ``T`` backward passes: on CPUs the loop is as fast for linear layers and faster for
+            convolutions, whose batched backward also holds ``T`` copies of the activation gradients
+            (see the speed section of the aggregation docs).
         regularizers: Penalties on parameters (`multitask.regularizers`: L1, L2, L2,1, trace norm).
             A gradient-applied one adds ``α Ω(θ)`` to the objective (with an aggregation its
             gradient is added to the aggregated update of the shared parameters it touches); a
@@ -70,6 +74,7 @@ class Strategy(nn.Module):
         *,
         mode: AggregationMode = "jacobian",
         chunk_size: int | None = None,
+        batched: bool = True,
         regularizers: Sequence[Regularizer] = (),
         adversary: Adversary | None = None,
     ) -> None:
@@ -94,7 +99,7 @@ class Strategy(nn.Module):
             )
         self.aggregation = aggregation
         self.mode: AggregationMode = mode
-        self.engine = JacobianEngine(chunk_size)
+        self.engine = JacobianEngine(chunk_size, batched=batched)
         self.adversary = adversary
 
     def setup(self, task_names: Sequence[str]) -> None:

@@ -291,3 +291,14 @@ def test_the_aggregators_task_weights_are_logged_per_epoch(tmp_path: Path) -> No
     assert "aggregation_weight/cls" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
     dropped = _trainer(Strategy(aggregation=GradDrop()), max_epochs=1)  # no task weights to log
     assert not any(key.startswith("aggregation_weight/") for key in dropped.fit(make_two_task_data(200))[0])
+
+
+def test_the_loop_engine_makes_the_same_update_as_the_batched_one() -> None:
+    data = make_two_task_data(300)
+    batched = _trainer(Strategy(aggregation=UPGrad()))
+    loop = _trainer(Strategy(aggregation=UPGrad(), batched=False))
+    assert loop.strategy.engine.batched is False
+    batched.fit(data)
+    loop.fit(data)
+    for a, b in zip(_parameters(batched), _parameters(loop), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
