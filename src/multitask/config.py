@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -227,18 +227,6 @@ _TAGGED: dict[str, type[BaseModel]] = {
 }
 
 
-ARCHITECTURES = (
-    "hard_sharing",
-    "mmoe",
-    "omoe",
-    "cgc",
-    "ple",
-    "dselect_k",
-    "cross_stitch",
-    "soft_sharing",
-    "coupled",
-    "shared_private",
-)
 Architecture = Literal[
     "hard_sharing",
     "mmoe",
@@ -251,6 +239,7 @@ Architecture = Literal[
     "coupled",
     "shared_private",
 ]
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 # The hyper-parameters each architecture reads besides the encoder (see `multitask.models`).
 ARCHITECTURE_PARAMS: dict[str, tuple[str, ...]] = {
     "hard_sharing": (),

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
 
 from multitask.data._loaders import Step
 from multitask.models._shared_private import SharedPrivate
@@ -112,21 +111,52 @@ def _history_columns(history: Sequence[Mapping[str, float]]) -> list[str]:
     return columns
 
 
-class GateLogger(Callback):
+class EpochMeanLogger(Callback):
+    """Base of the loggers that add per-epoch means to the epoch's record (``trainer.history[-1]``).
+
+    Subclasses call `add` during the epoch with a key, a value and its weight; at the epoch's end
+    each key's weighted mean (NaN where the weights sum to zero) joins the record, which the file
+    and TensorBoard loggers then write. The running sums are checkpointed, so a resumed epoch's
+    means are exact.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, float] = {}
+
+    def add(self, key: str, value: float, count: float = 1.0) -> None:
+        """Add ``value`` (already multiplied by ``count``) with weight ``count`` to ``key``'s running mean."""
+        self._sums[key] = self._sums.get(key, 0.0) + value
+        self._counts[key] = self._counts.get(key, 0.0) + count
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+        if first_step == 0:
+            self._sums, self._counts = {}, {}
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+        if trainer.history:
+            trainer.history[-1].update(
+                {
+                    key: total / self._counts[key] if self._counts[key] > 0 else math.nan
+                    for key, total in self._sums.items()
+                }
+            )
+        self._sums, self._counts = {}, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self._sums), "counts": dict(self._counts)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+
+
+class GateLogger(EpochMeanLogger):
     """Adds each gate's mean weight per expert over the epoch to the epoch's record, as ``gate/NAME/EXPERT``.
 
     For mixture-of-experts models (`multitask.models.MMoE`, ``PLE``, ``DSelectK``): which experts
     each task relies on, logged with the other metrics (``metrics.csv``, TensorBoard). Does nothing
     for models without gates. Its running sums are checkpointed, so a resumed epoch's means are exact.
     """
-
-    def __init__(self) -> None:
-        self._sums: dict[str, Tensor] = {}
-        self._counts: dict[str, int] = {}
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
-        if first_step == 0:
-            self._sums, self._counts = {}, {}
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         gates = trainer.model.last_gates()
@@ -139,69 +169,29 @@ class GateLogger(Callback):
         else:
             means = {name: weights.detach().float().mean(dim=0).cpu() for name, weights in gates.items()}
         for name, mean in means.items():
-            self._sums[name] = self._sums[name] + mean if name in self._sums else mean
-            self._counts[name] = self._counts.get(name, 0) + 1
-
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
-        if trainer.history and self._sums:
-            trainer.history[-1].update(
-                {
-                    f"gate/{name}/{expert}": float(value)
-                    for name, total in self._sums.items()
-                    for expert, value in enumerate(total / self._counts[name])
-                }
-            )
-        self._sums, self._counts = {}, {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"sums": dict(self._sums), "counts": dict(self._counts)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+            for expert, value in enumerate(mean.tolist()):
+                self.add(f"gate/{name}/{expert}", value)
 
 
-class AggregationWeightLogger(Callback):
+class AggregationWeightLogger(EpochMeanLogger):
     """Adds the aggregator's mean task weights over the epoch to the record, as ``aggregation_weight/TASK``.
 
     For gradient aggregation methods that act through task weights (`GramianAggregator`: MGDA,
     UPGrad, Nash-MTL, ...): the update on the shared parameters is ``Σ_t w'_t ∇(w_t L_t)`` and this
     logs ``w'_t`` (the weighting's ``w_t`` are logged as ``weight/TASK``). The mean is over the
-    steps where the task was present. Its running sums are checkpointed.
+    steps where the task was present (NaN if it never was). Its running sums are checkpointed.
     """
-
-    def __init__(self) -> None:
-        self._sums: Tensor | None = None
-        self._counts: Tensor | None = None
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
-        if first_step == 0:
-            self._sums = self._counts = None
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         weights = trainer.aggregation_weights
         if weights is None or step.skipped:
             return
-        present = torch.tensor([math.isfinite(step.losses[name]) for name in trainer.task_names], dtype=torch.float64)
-        values = weights.detach().double().cpu() * present
-        self._sums = values if self._sums is None else self._sums + values
-        self._counts = present if self._counts is None else self._counts + present
-
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
-        if trainer.history and self._sums is not None and self._counts is not None:
-            means = torch.where(self._counts > 0, self._sums / self._counts.clamp(min=1), math.nan)
-            trainer.history[-1].update(
-                {f"aggregation_weight/{name}": float(v) for name, v in zip(trainer.task_names, means, strict=True)}
-            )
-        self._sums = self._counts = None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"sums": self._sums, "counts": self._counts}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._sums, self._counts = state.get("sums"), state.get("counts")
+        for name, weight in zip(trainer.task_names, weights.detach().double().cpu().tolist(), strict=True):
+            present = math.isfinite(step.losses[name])
+            self.add(f"aggregation_weight/{name}", weight if present else 0.0, 1.0 if present else 0.0)
 
 
-class AdversaryLogger(Callback):
+class AdversaryLogger(EpochMeanLogger):
     """Adds the adversarial game's diagnostics, averaged over the epoch's steps, to the epoch's record.
 
     Keys: ``adversary/accuracy`` and ``adversary/loss`` (the task discriminator on the training
@@ -212,14 +202,9 @@ class AdversaryLogger(Callback):
     """
 
     def __init__(self, directory: Path | None = None) -> None:
+        super().__init__()
         self.directory = directory
-        self._sums: dict[str, float] = {}
-        self._counts: dict[str, float] = {}
         self._coefficient = math.nan
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
-        if first_step == 0:
-            self._sums, self._counts = {}, {}
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
         if step.skipped:
@@ -227,22 +212,16 @@ class AdversaryLogger(Callback):
         adversary = trainer.strategy.adversary
         if adversary is not None and adversary.last_loss is not None and adversary.last_accuracy is not None:
             count = float(adversary.last_count)
-            self._add("adversary/loss", float(adversary.last_loss) * count, count)
-            self._add("adversary/accuracy", float(adversary.last_accuracy) * count, count)
+            self.add("adversary/loss", float(adversary.last_loss) * count, count)
+            self.add("adversary/accuracy", float(adversary.last_accuracy) * count, count)
             self._coefficient = adversary.last_coefficient
         if isinstance(trainer.model, SharedPrivate) and trainer.model.last_orthogonality is not None:
-            self._add("model/orthogonality", float(trainer.model.last_orthogonality), 1.0)
-
-    def _add(self, key: str, value: float, count: float) -> None:
-        self._sums[key] = self._sums.get(key, 0.0) + value
-        self._counts[key] = self._counts.get(key, 0.0) + count
+            self.add("model/orthogonality", float(trainer.model.last_orthogonality))
 
     def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
-        if trainer.history:
-            trainer.history[-1].update({key: total / self._counts[key] for key, total in self._sums.items()})
-            if trainer.strategy.adversary is not None:
-                trainer.history[-1]["adversary/coefficient"] = self._coefficient
-        self._sums, self._counts = {}, {}
+        super().on_epoch_end(trainer, record)
+        if trainer.history and trainer.strategy.adversary is not None:
+            trainer.history[-1]["adversary/coefficient"] = self._coefficient
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if self.directory is not None and trainer.history:
@@ -251,10 +230,10 @@ class AdversaryLogger(Callback):
             plot_adversary(trainer.history, len(trainer.task_names), self.directory / "adversary.png")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sums": dict(self._sums), "counts": dict(self._counts), "coefficient": self._coefficient}
+        return {**super().state_dict(), "coefficient": self._coefficient}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+        super().load_state_dict(state)
         self._coefficient = state["coefficient"]
 
 
