@@ -16,6 +16,7 @@ built like the encoder, one gate per task; vector inputs only).
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -519,22 +520,20 @@ def _markdown(rows: Sequence[dict[str, Any]]) -> str:
 def write_summary(result: BenchResult, directory: Path) -> None:
     """``results.md``, ``results.csv`` and ``delta_m.png`` in ``directory``."""
     atomic_write_bytes(directory / "results.md", (result.markdown + "\n").encode())
-    keys: list[str] = []
+    header = list(dict.fromkeys(key for row in result.rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
     for row in result.rows:
-        keys += [k for k in row if k not in keys]
-    header = keys
-    lines = [",".join(header)]
-    for row in result.rows:
-        values = []
-        for key in header:
-            value = row.get(key)
-            if isinstance(value, tuple):
-                values.append(f"{value[0]:.6g} ± {value[1]:.2g}")
-            else:
-                values.append("" if value is None else str(value))
-        lines.append(",".join(f'"{v}"' if "," in v else v for v in values))
-    atomic_write_bytes(directory / "results.csv", ("\n".join(lines) + "\n").encode())
+        writer.writerow([_csv_cell(row.get(key)) for key in header])
+    atomic_write_bytes(directory / "results.csv", buffer.getvalue().encode())
     _plot(result.rows, directory / "delta_m.png")
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:.6g} ± {value[1]:.2g}"
+    return "" if value is None else str(value)
 
 
 def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
