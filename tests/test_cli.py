@@ -14,7 +14,8 @@ import yaml
 from multitask.cli import main
 
 
-def _write_csv(path: Path, rows: int, seed: int) -> None:
+def write_csv(path: Path, rows: int, seed: int, missing_every: int = 5) -> None:
+    """A small two-task table: ``y1`` binary, ``y2`` regression with every ``missing_every``-th label missing."""
     rng = random.Random(seed)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -23,14 +24,14 @@ def _write_csv(path: Path, rows: int, seed: int) -> None:
             a, b = rng.gauss(0, 1), rng.gauss(0, 1)
             c = rng.choice(["u", "v", "w"])
             y1 = int(a + (0.5 if c == "u" else 0) > 0)
-            y2 = "" if i % 5 == 0 else f"{2 * a - b + rng.gauss(0, 0.1):.4f}"  # every fifth label missing
+            y2 = "" if i % missing_every == 0 else f"{2 * a - b + rng.gauss(0, 0.1):.4f}"
             writer.writerow([f"{a:.4f}", f"{b:.4f}", c, y1, y2])
 
 
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
-    _write_csv(tmp_path / "train.csv", 400, 0)
-    _write_csv(tmp_path / "test.csv", 150, 1)
+    write_csv(tmp_path / "train.csv", 400, 0)
+    write_csv(tmp_path / "test.csv", 150, 1)
     config = {
         "name": "tiny",
         "data": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,19 +12,7 @@ import yaml
 
 from multitask.cli import main
 from multitask.training.distributed import torchrun_command
-
-
-def _write_csv(path: Path, rows: int, seed: int) -> None:
-    rng = random.Random(seed)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["a", "b", "c", "y1", "y2"])
-        for i in range(rows):
-            a, b = rng.gauss(0, 1), rng.gauss(0, 1)
-            c = rng.choice(["u", "v", "w"])
-            y1 = int(a + (0.5 if c == "u" else 0) > 0)
-            y2 = "" if i % 4 == 0 else f"{2 * a - b + rng.gauss(0, 0.1):.4f}"  # every fourth label missing
-            writer.writerow([f"{a:.4f}", f"{b:.4f}", c, y1, y2])
+from test_cli import write_csv
 
 
 def _metrics(run_dir: Path) -> dict[tuple[str, str, str], float]:
@@ -47,8 +34,8 @@ def test_nproc_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 @pytest.mark.slow
 def test_two_processes_write_the_report_of_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _write_csv(tmp_path / "train.csv", 300, 0)
-    _write_csv(tmp_path / "test.csv", 120, 1)
+    write_csv(tmp_path / "train.csv", 300, 0, missing_every=4)
+    write_csv(tmp_path / "test.csv", 120, 1, missing_every=4)
     config = {
         "name": "tiny",
         "data": {
