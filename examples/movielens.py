@@ -17,26 +17,10 @@ import math
 import time
 
 import torch
-from torch import Tensor, nn
 
 from multitask import Strategy, Trainer, weighting
 from multitask.data import load_movielens_100k
-from multitask.models import MLP, HardSharing
-
-
-class SharedBottom(nn.Module):
-    """``(user, item, user_features, item_features) -> [N, hidden[-1]]``: embeddings and side features, then an MLP."""
-
-    def __init__(self, num_users: int, num_items: int, side_features: int, dim: int, hidden: list[int]) -> None:
-        super().__init__()
-        self.users = nn.Embedding(num_users, dim)
-        self.items = nn.Embedding(num_items, dim)
-        self.mlp = MLP(2 * dim + side_features, hidden)
-
-    def forward(self, user: Tensor, item: Tensor, user_features: Tensor, item_features: Tensor) -> Tensor:
-        joined = torch.cat([self.users(user), self.items(item), user_features, item_features], dim=1)
-        result: Tensor = self.mlp(joined)
-        return result
+from multitask.models import HardSharing, RecommenderEncoder
 
 
 def main() -> None:
@@ -53,7 +37,7 @@ def main() -> None:
     train, val, test = data.dataset("train"), data.dataset("val"), data.dataset("test")
     side = train.columns["user_features"].shape[1] + train.columns["item_features"].shape[1]
     hidden = [128, 64]
-    bottom = SharedBottom(data.num_embeddings["user"], data.num_embeddings["item"], side, args.dim, hidden)
+    bottom = RecommenderEncoder(data.num_embeddings["user"], data.num_embeddings["item"], side, args.dim, hidden)
     tasks = data.make_tasks(hidden[-1])
     model = HardSharing(bottom, tasks, input_key=("user", "item", "user_features", "item_features"))
     trainer = Trainer(

@@ -19,22 +19,7 @@ from torch import nn
 
 from multitask import Strategy, Trainer, aggregation, weighting
 from multitask.data import load_multi_mnist
-from multitask.models import HardSharing
-
-
-def lenet_trunk() -> nn.Module:
-    """``[N, 1, 28, 28] -> [N, 50]``."""
-    return nn.Sequential(
-        nn.Conv2d(1, 10, kernel_size=5),
-        nn.MaxPool2d(2),
-        nn.ReLU(),
-        nn.Conv2d(10, 20, kernel_size=5),
-        nn.MaxPool2d(2),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(320, 50),
-        nn.ReLU(),
-    )
+from multitask.models import HardSharing, LeNet
 
 
 def main() -> None:
@@ -57,7 +42,7 @@ def main() -> None:
         weighting.create(args.weighting),
         aggregation=aggregation.create(args.aggregation) if args.aggregation else None,
     )
-    model = HardSharing(lenet_trunk(), tasks)
+    model = HardSharing(LeNet(), tasks)
     trainer = Trainer(
         model,
         tasks,

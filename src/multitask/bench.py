@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from torch import Tensor, nn
+from torch import nn
 
 from multitask import aggregation as aggregation_methods
 from multitask import weighting as weighting_methods
@@ -44,7 +44,7 @@ from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, Split
 from multitask.errors import ConfigError, DataError
 from multitask.metrics import delta_m
-from multitask.models import MLP, MMoE, MultiTaskModel
+from multitask.models import MLP, LeNet, MMoE, MultiTaskModel, RecommenderEncoder
 from multitask.strategy import Strategy
 from multitask.tasks import Task
 from multitask.training.checkpoint import atomic_write_bytes
@@ -167,36 +167,6 @@ def _tabular(data: MultiTaskData, hidden: Sequence[int] = (128, 64)) -> BenchDat
     return BenchData(data, lambda: MLP(width, list(hidden)), hidden[-1], in_features=width)
 
 
-class LeNet(nn.Module):
-    """The shared trunk Sener & Koltun (2018) use on MultiMNIST: two 5×5 convolutions, max-pooling, a 50-unit layer.
-
-    Input ``[N, 1, 28, 28]``; output ``[N, width]``.
-    """
-
-    def __init__(self, width: int = 50) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(10, 20, 5), nn.MaxPool2d(2), nn.ReLU()
-        )
-        self.project = nn.Sequential(nn.Flatten(), nn.Linear(20 * 4 * 4, width), nn.ReLU())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.project(self.features(x))  # type: ignore[no-any-return]
-
-
-class RecommenderEncoder(nn.Module):
-    """User and item embeddings with their side features, through a two-layer MLP (MovieLens)."""
-
-    def __init__(self, num_users: int, num_items: int, user_features: int, item_features: int, dim: int = 32) -> None:
-        super().__init__()
-        self.users, self.items = nn.Embedding(num_users, dim), nn.Embedding(num_items, dim)
-        self.mlp = MLP(2 * dim + user_features + item_features, [128, 64])
-
-    def forward(self, user: Tensor, item: Tensor, user_features: Tensor, item_features: Tensor) -> Tensor:
-        joined = torch.cat([self.users(user), self.items(item), user_features, item_features], dim=1)
-        return self.mlp(joined)  # type: ignore[no-any-return]
-
-
 def _census(quick: bool) -> BenchData:
     from multitask.data import load_census_income
 
@@ -233,10 +203,10 @@ def _movielens(quick: bool) -> BenchData:
     data = load_movielens_100k()
     shapes = data.sample_shapes()
     users, items = data.num_embeddings["user"], data.num_embeddings["item"]
-    user_width, item_width = shapes["user_features"][0], shapes["item_features"][0]
+    side = shapes["user_features"][0] + shapes["item_features"][0]
     return BenchData(
         data,
-        lambda: RecommenderEncoder(users, items, user_width, item_width),
+        lambda: RecommenderEncoder(users, items, side),
         64,
         input_key=("user", "item", "user_features", "item_features"),
     )
@@ -268,7 +238,7 @@ def _head(split: Split | None, rows: int | None) -> Split | None:
 
 
 def _rows(dataset: ArrayDataset, rows: int) -> ArrayDataset:
-    return dataset.subset(torch.arange(min(rows, len(dataset)))) if len(dataset) > rows else dataset
+    return dataset.subset(torch.arange(rows)) if len(dataset) > rows else dataset
 
 
 # ---------------------------------------------------------------------------------------------- cells
@@ -314,7 +284,11 @@ def _model_factory(bench: BenchData, architecture: str) -> tuple[ModelFactory | 
 
 
 def run_cell(cell: Cell, config: BenchConfig, directory: Path) -> dict[str, Any]:
-    """Train and evaluate one cell and write ``directory/cells/KEY.json``; returns what it wrote."""
+    """Train and evaluate one cell and write ``directory/cells/KEY.json``; returns what it wrote.
+
+    Every cell runs on one torch thread (in a worker or in this process), so that cells are comparable
+    in time and in their numbers whatever ``jobs`` is.
+    """
     torch.set_num_threads(1)
     bench = _load(cell.dataset, config.quick)
     data = bench.data

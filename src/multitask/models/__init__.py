@@ -7,6 +7,7 @@ from multitask.models._base import MultiTaskModel
 from multitask.models._coupled import CoupledNetworks
 from multitask.models._cross_stitch import CrossStitch
 from multitask.models._dselect_k import DSelectK
+from multitask.models._encoders import LeNet, RecommenderEncoder
 from multitask.models._hard import HardSharing
 from multitask.models._mlp import MLP
 from multitask.models._mmoe import MMoE
@@ -24,8 +25,10 @@ __all__ = [
     "CrossStitch",
     "DSelectK",
     "HardSharing",
+    "LeNet",
     "MMoE",
     "MultiTaskModel",
+    "RecommenderEncoder",
     "SharedPrivate",
     "SoftSharedConv2d",
     "SoftSharedLinear",
