@@ -44,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="add transfer baselines (pretrain on SOURCE, fine-tune on TARGET), e.g. --transfer income:marital",
     )
+    train.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="override analysis.seeds: train every method once per seed and judge negative transfer per task",
+    )
     group = train.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
     group.add_argument("--overwrite", action="store_true", help="delete the run folder's previous content first")
@@ -114,13 +122,16 @@ def _train(args: argparse.Namespace) -> int:
     from multitask.config import load_config, parse_config
 
     config = load_config(args.config)
-    if args.methods is not None or args.transfer is not None:
+    if args.methods is not None or args.transfer is not None or args.seeds is not None:
         compare = config.compare.model_dump()
         if args.methods is not None:
             compare["methods"] = args.methods
         if args.transfer is not None:
             compare["transfer"] = [_pair(text) for text in args.transfer]
-        raw = config.model_dump(mode="json") | {"compare": compare}
+        analysis = config.analysis.model_dump(mode="json")
+        if args.seeds is not None:
+            analysis["seeds"] = args.seeds
+        raw = config.model_dump(mode="json") | {"compare": compare, "analysis": analysis}
         config = parse_config(raw, base_dir=Path(), source="command line")
     return _run(config, args.output, resume=args.resume, overwrite=args.overwrite)
 
@@ -174,7 +185,20 @@ def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) 
     for method in comparison.methods:
         if method != comparison.baseline and method in comparison.results:
             print(f"Δm% of {method} against single-task models: {comparison.delta_m(method):+.2f}")
-    print(f"wall time: {seconds:.1f} s; report in {output_dir(config, output)}")
+    directory = output_dir(config, output)
+    if config.analysis.seeds:
+        print(f"(means over seeds {', '.join(map(str, config.analysis.seeds))})")
+    for verdicts in sorted(directory.glob("negative_transfer/*/negative_transfer.md")):
+        print(f"\nNegative transfer of {verdicts.parent.name} ({verdicts}):\n{verdicts.read_text().rstrip()}")
+    grouping = next(iter(sorted(directory.glob("**/groups/grouping.json"))), None)
+    if grouping is not None:
+        import json
+
+        groups = json.loads(grouping.read_text())["groups"]
+        print("\ntask groups trained (method groups): " + " | ".join("{" + ", ".join(g) + "}" for g in groups))
+    if (directory / "pareto" / "pareto.json").is_file():
+        print(f"trade-off front: {directory / 'pareto' / 'pareto.png'}")
+    print(f"wall time: {seconds:.1f} s; report in {directory}")
     return 0
 
 

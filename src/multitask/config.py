@@ -464,10 +464,11 @@ class CompareConfig(_Strict):
     """Which methods to train side by side on the same data and budget.
 
     ``stl``: one model per task; ``mtl``: the ``model`` section's architecture; an architecture
-    name (``mmoe``, ``ple``, ...): that architecture, with the ``model`` section's hyper-parameters.
+    name (``mmoe``, ``ple``, ...): that architecture, with the ``model`` section's hyper-parameters;
+    ``linear``: one regularised linear model for all tasks (the ``linear`` section).
     """
 
-    methods: list[Literal["stl", "mtl", Architecture]] = Field(default=["stl", "mtl"], min_length=1)
+    methods: list[Literal["stl", "mtl", "linear", Architecture]] = Field(default=["stl", "mtl"], min_length=1)
     transfer: list[tuple[str, str]] = Field(default_factory=list)
     freeze_encoder: bool = False
 
@@ -479,24 +480,91 @@ class CompareConfig(_Strict):
         return value
 
 
+#: The penalties of `multitask.analysis.fit_linear` (its ``LINEAR_PENALTIES``; config.py sits below analysis/ and does
+#: not import it, a test keeps the two in step).
+LinearPenalty = Literal[
+    "lasso", "l21", "trace", "clustered", "dirty", "mean", "graph", "robust", "lasso_cv", "l21_cv", "trace_cv"
+]
+
+
+class LinearConfig(_Strict):
+    """The method ``linear``: a regularised linear multi-task model (`multitask.analysis.fit_linear`).
+
+    ``penalty``: which `multitask.linear` estimator (least squares for regression tasks, logistic for
+    binary ones); ``params``: its arguments (e.g. ``alpha``); ``clusters``: also cluster the tasks
+    into this many groups (`task_clusters`). The run folder gets ``linear/linear.json`` and
+    ``linear.png`` (weights, selected features per task, clusters) and the report a section.
+    """
+
+    penalty: LinearPenalty = "l21"
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    clusters: int | None = Field(default=None, ge=1)
+
+
+class ParetoConfig(_Strict):
+    """A trade-off sweep (`multitask.analysis.pareto_sweep`) after the runs, written to ``RUN_DIR/pareto/``.
+
+    One multi-task model per preference vector of `preference_grid` (``resolution`` points per
+    simplex edge) and ``method`` (``linear`` scalarisation, smooth Tchebycheff ``stch`` with
+    temperature ``mu``), on the ``model`` section's architecture; ``metric``: ``{task: metric}``
+    plotted (default each task's first metric). For two or three tasks.
+    """
+
+    methods: list[Literal["linear", "stch"]] = Field(default=["linear", "stch"], min_length=1)
+    resolution: int = Field(default=6, ge=2, le=50)
+    metric: dict[str, str] = Field(default_factory=dict)
+    mu: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+class GroupsConfig(_Strict):
+    """Choose task groups for ``num_groups`` models and train them (`select_groups`, `train_groups`).
+
+    ``source``: ``lookahead`` reads TAG's affinity that ``analysis.affinity_every`` measured during
+    the multi-task run (one joint run); ``pairwise`` trains every task alone and every pair together
+    (``T(T−1)/2 + T`` more runs, at most 8 tasks). ``overlap``: a task may be in several groups
+    (TAG's network selection) instead of exactly one. The groups' models join the comparison as
+    method ``groups`` (``RUN_DIR/groups/``, ``grouping.json``).
+    """
+
+    num_groups: int = Field(ge=1)
+    source: Literal["lookahead", "pairwise"] = "lookahead"
+    overlap: bool = False
+
+
 class AnalysisConfig(_Strict):
-    """What `multitask.analysis` records during the runs and whether the run ends with an HTML report.
+    """What `multitask.analysis` records during the runs and what it adds after them.
 
     ``conflict_every``: a `GradientConflictMonitor` on every multi-task run, sampling every this many
     steps (``conflict.jsonl``, heatmap, curves); ``affinity_every``: a `TaskAffinityMonitor` (TAG's
     look-ahead affinity, ``affinity.json``) with look-ahead step ``affinity_lr`` (None: the optimiser's
-    learning rate); ``report``: write ``report.html`` (`multitask report`) when the runs end.
+    learning rate); ``seeds``: repeat every method for each seed (``RUN_DIR/seed-N/``; the data and
+    its split stay those of the top-level ``seed``) and judge negative transfer task by task
+    (`negative_transfer`, with a ``confidence`` interval of kind ``interval``: ``t`` or
+    ``bootstrap``); ``pareto``: a trade-off sweep (`ParetoConfig`); ``groups``: train recommended
+    task groups (`GroupsConfig`); ``report``: write ``report.html`` (`multitask report`) at the end.
     """
 
     conflict_every: int | None = Field(default=None, gt=0)
     affinity_every: int | None = Field(default=None, gt=0)
     affinity_lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    seeds: list[int] | None = Field(default=None, min_length=2)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    interval: Literal["t", "bootstrap"] = "t"
+    pareto: ParetoConfig | None = None
+    groups: GroupsConfig | None = None
     report: bool = True
 
     @model_validator(mode="after")
     def _used(self) -> AnalysisConfig:
         if self.affinity_lr is not None and self.affinity_every is None:
             raise ValueError("affinity_lr is read only with affinity_every")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must not repeat; got {self.seeds}")
+        if self.groups is not None and self.groups.source == "lookahead" and self.affinity_every is None:
+            raise ValueError(
+                "groups.source lookahead reads the affinity the multi-task run measures: set affinity_every "
+                "(or use groups.source: pairwise)"
+            )
         return self
 
 
@@ -512,6 +580,7 @@ class ExperimentConfig(_Strict):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    linear: LinearConfig | None = None
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
     @model_validator(mode="after")
@@ -527,7 +596,7 @@ class ExperimentConfig(_Strict):
         methods = self.compare.methods
         if "mtl" in methods and self.model.type in methods:
             raise ValueError(f"compare.methods has both mtl and {self.model.type} (model.type): the same model twice")
-        architectures = {m for m in methods if m != "stl" and m != "mtl"} | (
+        architectures = {m for m in methods if m not in ("stl", "mtl", "linear")} | (
             {self.model.type} if "mtl" in methods else set()
         )
         self.model.check_used(architectures)
@@ -537,7 +606,60 @@ class ExperimentConfig(_Strict):
             missing = [name for name in pair if name not in names]
             if missing or pair[0] == pair[1]:
                 raise ValueError(f"compare.transfer pair {list(pair)} must name two different tasks of {names}")
+        self._check_linear()
+        self._check_analysis(names, architectures)
         return self
+
+    def _check_linear(self) -> None:
+        """The linear method fits one loss to every task, on one table of features."""
+        if "linear" not in self.compare.methods:
+            if self.linear is not None:
+                raise ValueError("the linear section is read only when compare.methods has linear")
+            return
+        if self.data.multi_input:
+            raise ValueError(
+                f"compare.methods linear fits one table of features for all tasks; data type {self.data.type} "
+                "gives one dataset per task"
+            )
+        kinds = {task.kind for task in self.tasks}
+        if not kinds <= {"regression"} and not kinds <= {"binary"}:
+            raise ValueError(
+                f"compare.methods linear needs every task regression or every task binary (one loss for all "
+                f"tasks); got {sorted(kinds)}"
+            )
+
+    def _check_analysis(self, names: list[str], architectures: Collection[str]) -> None:
+        """What the seeds, the trade-off sweep and the grouping need of the tasks and the compared methods."""
+        analysis = self.analysis
+        if analysis.seeds is not None and ("stl" not in self.compare.methods or not architectures):
+            raise ValueError(
+                "analysis.seeds judges multi-task models against single-task ones: compare.methods needs stl and "
+                "at least one multi-task method"
+            )
+        if analysis.affinity_every is not None and not architectures:
+            raise ValueError("analysis.affinity_every measures multi-task runs, and compare.methods trains none")
+        if analysis.pareto is not None:
+            if not 2 <= len(names) <= 3:
+                raise ValueError(f"analysis.pareto sweeps two or three tasks; the config has {len(names)}")
+            if analysis.pareto.resolution < len(names):
+                raise ValueError(
+                    f"analysis.pareto.resolution must be at least the number of tasks ({len(names)}): preference "
+                    f"vectors have entries k/resolution with k ≥ 1; got {analysis.pareto.resolution}"
+                )
+            unknown = [task for task in analysis.pareto.metric if task not in names]
+            if unknown:
+                raise ValueError(f"analysis.pareto.metric names unknown task(s) {unknown}; tasks are {names}")
+        groups = analysis.groups
+        if groups is not None:
+            if len(names) < 2 or groups.num_groups > len(names):
+                raise ValueError(
+                    f"analysis.groups.num_groups must be from 1 to the number of tasks ({len(names)}); "
+                    f"got {groups.num_groups}"
+                )
+            if groups.source == "lookahead" and not architectures:
+                raise ValueError("analysis.groups reads the multi-task run's affinity, and compare.methods trains none")
+            if groups.source == "pairwise" and len(names) > 8:
+                raise ValueError(f"analysis.groups.source pairwise trains every pair: at most 8 tasks ({len(names)})")
 
     def _check_tasks_of_the_data(self, names: list[str]) -> None:
         """Task names among the dataset's (where they are known before reading it); its tasks' kind and labels."""

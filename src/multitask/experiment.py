@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,21 +16,40 @@ from torch import nn
 from torch.optim import Optimizer
 
 from multitask.adversarial import BagOfEmbeddings
-from multitask.analysis import Comparison, GradientConflictMonitor, TaskAffinityMonitor, build_report
+from multitask.analysis import (
+    Comparison,
+    ConflictHistory,
+    GradientConflictMonitor,
+    ParetoFront,
+    TaskAffinity,
+    TaskAffinityMonitor,
+    TaskGrouping,
+    build_report,
+    negative_transfer_from_comparisons,
+    pairwise_transfer,
+    pareto_sweep,
+    train_groups,
+)
+from multitask.analysis._affinity import AFFINITY_FILE
+from multitask.analysis._conflict import CONFLICT_FILE
+from multitask.analysis._linear import LINEAR_FILE, LinearRun, fit_linear
 from multitask.baselines import ModelFactory, compare
 from multitask.config import (
     BagOfEmbeddingsConfig,
     CensusDataConfig,
     ExperimentConfig,
+    GroupsConfig,
+    LinearConfig,
     MLPConfig,
     MovieReviewsDataConfig,
     NewsgroupDataConfig,
+    ParetoConfig,
     load_config,
 )
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData
 from multitask.data._tabular import TabularData, load_tabular
-from multitask.errors import CheckpointError, ConfigError
+from multitask.errors import CheckpointError, ConfigError, DataError
 from multitask.models import (
     MLP,
     PLE,
@@ -321,7 +341,12 @@ def run_experiment(
     """Train every method the config asks for and write the run folder; returns the comparison.
 
     The folder gets ``config.yaml`` (the validated config), one sub-folder per method with its
-    checkpoints, metrics and curves, and ``results.csv``, ``results.md``, ``comparison.png``.
+    checkpoints, metrics and curves, and ``results.csv``, ``results.md``, ``comparison.png``. With
+    ``analysis.seeds`` every seed's runs go to ``seed-N/`` (each such a folder), the top-level results
+    are the means over the seeds and ``negative_transfer/METHOD/`` holds each multi-task method's
+    verdicts against the single-task models. ``analysis.groups`` adds the method ``groups`` (the
+    recommended task groups, ``groups/`` in each seed's folder); ``analysis.pareto`` adds ``pareto/``
+    (the trade-off sweep, on the first seed).
 
     Raises:
         ConfigError: The folder already holds a run and neither ``resume`` nor ``overwrite`` is set, or the
@@ -333,42 +358,208 @@ def run_experiment(
     _check_run_dir(directory, saved, resume, overwrite)
     data = load_data(config)  # before the folder is written: a data error leaves no half-made run
     distributed = Distributed.from_environment()  # under torchrun: rank 0 prepares the folder, the others wait
+    analysis = config.analysis
+    if distributed is not None and (analysis.seeds or analysis.pareto or analysis.groups):
+        raise ConfigError(
+            "analysis.seeds, analysis.pareto and analysis.groups run on one process only (not under torchrun "
+            "or --nproc yet): train them without --nproc"
+        )
     if distributed is None:
         _prepare_run_dir(directory, saved, resume, overwrite)
     else:
         distributed.run_on_main(_prepare_run_dir, directory, saved, resume, overwrite)
-    size = input_size(config, data)
-    encoder = build_encoder(config, size)
-    tasks = build_tasks(config, data, encoder.out_features)
-    methods = config.compare.methods
-    model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, size)
-    architectures: dict[str, ModelFactory] = {
-        m: build_model(config, m, size) for m in methods if m not in ("stl", "mtl")
-    }
-    # Seeded here, so that a config trains the same models whatever ran before in the process (parts that are
-    # initialised outside the runs' own seeding, such as an adversary's discriminator, draw from this generator).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        comparison = compare(
-            encoder,
-            tasks,
-            data.train,
-            data.val,
-            data.test,
-            methods=[m for m in methods if m in ("stl", "mtl")],
-            model=model,
-            architectures=architectures,
-            transfer=config.compare.transfer,
-            freeze_encoder=config.compare.freeze_encoder,
-            input_key=config.data.input_key,
-            seed=config.seed,
-            run_dir=directory,
-            resume=resume,
-            **trainer_options(config, progress),
-        )
-    if config.analysis.report and (distributed is None or distributed.is_main):
+    runs = _Runs(config, data, resume, progress)
+    seeds = analysis.seeds or [config.seed]
+    folders = {seed: directory / f"seed-{seed}" if analysis.seeds else directory for seed in seeds}
+    comparisons = {seed: runs.compare(seed, folder) for seed, folder in folders.items()}
+    if analysis.groups is not None:
+        grouping = runs.grouping(analysis.groups, folders[seeds[0]])
+        for seed, folder in folders.items():
+            comparisons[seed] = runs.train_groups(grouping, seed, folder, comparisons[seed])
+    comparison = comparisons[seeds[0]]
+    if analysis.seeds:
+        comparison = Comparison.mean(list(comparisons.values()))
+        comparison.write(directory)
+        _judge_transfer(config, list(comparisons.values()), directory, folders[seeds[0]])
+    if analysis.pareto is not None:
+        runs.pareto(analysis.pareto, seeds[0], directory / "pareto", comparisons[seeds[0]])
+    if analysis.report and (distributed is None or distributed.is_main):
         build_report(directory)  # after the results are written: a report problem loses no result
     return comparison
+
+
+class _Runs:
+    """The trainings of one config: its methods for a seed, the task groups and the trade-off sweep."""
+
+    def __init__(self, config: ExperimentConfig, data: ExperimentData, resume: bool, progress: bool | None) -> None:
+        self.config, self.data, self.resume, self.progress = config, data, resume, progress
+        self.size = input_size(config, data)
+        self.encoder = build_encoder(config, self.size)
+        self.tasks = build_tasks(config, data, self.encoder.out_features)
+        self.options = trainer_options(config, progress)
+
+    def compare(self, seed: int, folder: Path) -> Comparison:
+        """Every method of ``compare.methods`` (and the transfer runs) with ``seed``, written to ``folder``."""
+        config = self.config
+        methods = config.compare.methods
+        model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, self.size)
+        architectures: dict[str, ModelFactory] = {
+            m: build_model(config, m, self.size) for m in methods if m not in ("stl", "mtl", "linear")
+        }
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            comparison = compare(
+                self.encoder,
+                self.tasks,
+                self.data.train,
+                self.data.val,
+                self.data.test,
+                methods=[m for m in methods if m in ("stl", "mtl")],
+                model=model,
+                architectures=architectures,
+                transfer=config.compare.transfer,
+                freeze_encoder=config.compare.freeze_encoder,
+                input_key=config.data.input_key,
+                seed=seed,
+                run_dir=folder,
+                resume=self.resume,
+                **self.options,
+            )
+        return self._with_linear(comparison, folder) if "linear" in methods else comparison
+
+    def _with_linear(self, comparison: Comparison, folder: Path) -> Comparison:
+        """``comparison`` with the method ``linear`` (`fit_linear`; ``folder/linear``)."""
+        spec = self.config.linear or LinearConfig()
+        if not isinstance(self.data, TabularData):
+            raise ConfigError(f"compare.methods linear needs one table of features; got {self.data.name}")
+        run = fit_linear(
+            spec.penalty,
+            self.tasks,
+            self.data.train,
+            self.data.test if self.data.test is not None else self.data.val,
+            params=spec.params,
+            feature_names=self.data.feature_names,
+            num_clusters=spec.clusters,
+            input_key=self.config.data.input_key,
+            run_dir=folder / "linear",
+        )
+        return self._merged(comparison, "linear", run.test, run.seconds, folder)
+
+    @staticmethod
+    def _merged(
+        comparison: Comparison, method: str, results: dict[str, dict[str, float]], seconds: float, folder: Path
+    ) -> Comparison:
+        """``comparison`` with one more method's test results, written again to ``folder``."""
+        merged = dataclasses.replace(
+            comparison,
+            results=comparison.results | {method: results},
+            seconds=(comparison.seconds or {}) | {method: seconds},
+        )
+        merged.write(folder)
+        return merged
+
+    def _plain_options(self) -> dict[str, Any]:
+        """The trainer options without the analysis monitors (extra runs are not monitored)."""
+        return {key: value for key, value in self.options.items() if key != "callbacks"}
+
+    def grouping(self, spec: GroupsConfig, folder: Path) -> TaskGrouping:
+        """The recommended groups: from the multi-task run's look-ahead affinity, or from pair trainings."""
+        if spec.source == "pairwise":
+            options = self._plain_options()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed)
+                affinity = pairwise_transfer(
+                    self.encoder,
+                    self.tasks,
+                    self.data.train,
+                    self.data.val if self.data.val is not None else self.data.test,
+                    input_key=self.config.data.input_key,
+                    seed=self.config.seed,
+                    **options,
+                )
+            (folder / "groups").mkdir(parents=True, exist_ok=True)
+            affinity.write(folder / "groups" / AFFINITY_FILE)
+            affinity.plot(folder / "groups" / "affinity.png")
+        else:
+            methods = [m for m in self.config.compare.methods if m != "stl"]
+            path = folder / ("mtl" if "mtl" in methods else methods[0]) / AFFINITY_FILE
+            if not path.is_file():
+                raise DataError(f"no task affinity at {path}: the multi-task run sampled none (lower affinity_every)")
+            affinity = TaskAffinity.read(path)
+        return affinity.group(spec.num_groups, overlap=spec.overlap)
+
+    def train_groups(self, grouping: TaskGrouping, seed: int, folder: Path, comparison: Comparison) -> Comparison:
+        """``comparison`` with the method ``groups``: one model per recommended group (``folder/groups``)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            groups = train_groups(
+                self.encoder,
+                self.tasks,
+                grouping,
+                self.data.train,
+                self.data.val,
+                self.data.test,
+                include=(),
+                input_key=self.config.data.input_key,
+                seed=seed,
+                run_dir=folder / "groups",
+                resume=self.resume,
+                **self._plain_options(),
+            )
+        return self._merged(comparison, "groups", groups.results["groups"], (groups.seconds or {})["groups"], folder)
+
+    def pareto(self, spec: ParetoConfig, seed: int, folder: Path, comparison: Comparison) -> ParetoFront:
+        """The trade-off sweep with the ``model`` section's architecture; the compared methods as single points."""
+        config = self.config
+        chosen = {task.name: spec.metric.get(task.name, task.main_metric) for task in self.tasks}
+        others = {
+            method: {
+                task: per_task[task][metric] for task, metric in chosen.items() if metric in per_task.get(task, {})
+            }
+            for method, per_task in comparison.results.items()
+        }
+        model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, self.size)
+        options = {key: value for key, value in self._plain_options().items() if key != "strategy"}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return pareto_sweep(
+                self.encoder,
+                self.tasks,
+                self.data.train,
+                self.data.val,
+                self.data.test,
+                methods=spec.methods,
+                resolution=spec.resolution,
+                metric=chosen,
+                stch_options={"mu": spec.mu} if spec.mu is not None else None,
+                model=model,
+                # the compared methods' points; the linear model is renamed apart from linear scalarisation's front
+                others={m if m != "linear" else "linear model": v for m, v in others.items() if len(v) == len(chosen)},
+                input_key=config.data.input_key,
+                seed=seed,
+                run_dir=folder,
+                resume=self.resume,
+                **options,
+            )
+
+
+def _judge_transfer(config: ExperimentConfig, comparisons: list[Comparison], directory: Path, first: Path) -> None:
+    """``negative_transfer/METHOD/``: each multi-task method against the single-task models, task by task."""
+    analysis = config.analysis
+    methods = [m for m in comparisons[0].methods if m != comparisons[0].baseline and not m.startswith("transfer:")]
+    for method in methods:
+        conflict_path, affinity_path = first / method / CONFLICT_FILE, first / method / AFFINITY_FILE
+        report = negative_transfer_from_comparisons(
+            comparisons,
+            method=method,
+            confidence=analysis.confidence,
+            interval=analysis.interval,
+            conflict=ConflictHistory.read(conflict_path) if conflict_path.is_file() else None,
+            affinity=TaskAffinity.read(affinity_path) if affinity_path.is_file() else None,
+        )
+        target = directory / "negative_transfer" / method
+        target.mkdir(parents=True, exist_ok=True)
+        report.write(target)
 
 
 def _check_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
@@ -397,6 +588,8 @@ class _SavedModel:
     method: str
     path: Path
     task_names: tuple[str, ...]
+    architecture: str | None = None  # None: the method's (`_architecture`)
+    serves: tuple[str, ...] | None = None  # the tasks reported from this model (None: all of task_names)
 
 
 def _saved_models(directory: Path, config: ExperimentConfig) -> list[_SavedModel]:
@@ -405,17 +598,37 @@ def _saved_models(directory: Path, config: ExperimentConfig) -> list[_SavedModel
     if (directory / "stl").is_dir():
         found += [_SavedModel("stl", directory / "stl" / name / "model.pt", (name,)) for name in names]
     for method in config.compare.methods:
-        if method != "stl" and (directory / method).is_dir():
+        if method not in ("stl", "linear") and (directory / method).is_dir():
             found.append(_SavedModel(method, directory / method / "model.pt", names))
     for source, target in config.compare.transfer:
         path = directory / f"transfer-{source}-to-{target}" / "finetune" / "model.pt"
         if path.parent.is_dir():
             found.append(_SavedModel(f"transfer:{source}->{target}", path, (target,)))
+    return found + _saved_groups(directory / "groups")
+
+
+def _saved_groups(directory: Path) -> list[_SavedModel]:
+    """The models of `train_groups` (``groups/group-N/``), each reporting the tasks its group serves."""
+    if not (directory / "grouping.json").is_file():
+        return []
+    grouping = json.loads((directory / "grouping.json").read_text())
+    found = []
+    for number, group in enumerate(grouping["groups"]):
+        members = tuple(group)
+        serves = tuple(name for name in members if tuple(grouping["assignment"][name]) == members)
+        folder = directory / f"group-{number}"
+        path = folder / members[0] / "model.pt" if len(members) == 1 else folder / "model.pt"  # a lone task: STL
+        if serves:
+            found.append(_SavedModel("groups", path, members, "hard_sharing", serves))
     return found
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
-    """Re-evaluate the models saved in a run folder on ``split`` (``"test"`` or ``"val"``)."""
+    """Re-evaluate the models saved in a run folder on ``split`` (``"test"`` or ``"val"``).
+
+    A run with ``analysis.seeds`` is evaluated seed by seed (``seed-N/``) and the means are returned,
+    as ``multitask train`` reports them.
+    """
     directory = Path(run_dir)
     if not (directory / "config.yaml").is_file():
         raise ConfigError(f"{directory} is not a run folder (no config.yaml); give the folder `multitask train` wrote")
@@ -424,8 +637,15 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
     dataset = data.test if split == "test" else data.val
     if dataset is None:
         raise ConfigError(f"the run's data has no {split} split")
+    seeds = config.analysis.seeds
+    folders = [directory / f"seed-{seed}" for seed in seeds] if seeds else [directory]
+    comparisons = [_evaluate_folder(folder, config, data, dataset) for folder in folders]
+    return comparisons[0] if len(comparisons) == 1 else Comparison.mean(comparisons)
+
+
+def _evaluate_folder(directory: Path, config: ExperimentConfig, data: ExperimentData, dataset: Data) -> Comparison:
     saved = _saved_models(directory, config)
-    if not saved:
+    if not saved and not (directory / "linear" / LINEAR_FILE).is_file():
         raise CheckpointError(
             f"{directory} holds no trained model (stl/, mtl/, an architecture's folder or transfer-*/)"
         )
@@ -439,12 +659,17 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
             hint = " (training did not finish: run `multitask train CONFIG --resume`)" if partial else ""
             raise CheckpointError(f"missing {entry.path}{hint}")
         tasks = [all_tasks[name] for name in entry.task_names]
-        model = build_model(config, _architecture(config, entry.method), size)(tasks)
+        model = build_model(config, entry.architecture or _architecture(config, entry.method), size)(tasks)
         model.load_state_dict(load_checkpoint(entry.path)["model"])
         trainer = Trainer(model, tasks, progress=False, device=config.training.device)
         evaluation = trainer.evaluate(_of_tasks(dataset, entry.task_names))
+        serves = entry.serves or entry.task_names
         per_task = results.setdefault(entry.method, {})
-        per_task.update({t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in evaluation.items()})
+        served = {t: ms for t, ms in evaluation.items() if t in serves}
+        per_task.update({t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in served.items()})
+    if (directory / "linear" / LINEAR_FILE).is_file():
+        linear = LinearRun.read(directory / "linear")
+        results["linear"] = linear.evaluate(dataset, [all_tasks[name] for name in linear.task_names])
     directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in all_tasks.values()}
     return Comparison(results, directions)
 

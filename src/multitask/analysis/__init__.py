@@ -24,6 +24,7 @@ from multitask.analysis._explain import (
     task_clusters,
 )
 from multitask.analysis._grouping import TaskGrouping, select_groups
+from multitask.analysis._linear import LINEAR_ESTIMATORS, LINEAR_PENALTIES, LinearRun, fit_linear
 from multitask.analysis._pareto import (
     ParetoFront,
     ParetoPoint,
@@ -44,10 +45,13 @@ from multitask.analysis._transfer import (
 )
 
 __all__ = [
+    "LINEAR_ESTIMATORS",
+    "LINEAR_PENALTIES",
     "Comparison",
     "ConflictHistory",
     "FeatureSelection",
     "GradientConflictMonitor",
+    "LinearRun",
     "NegativeTransferReport",
     "ParetoFront",
     "ParetoPoint",
@@ -60,6 +64,7 @@ __all__ = [
     "build_report",
     "confidence_interval",
     "detect_negative_transfer",
+    "fit_linear",
     "gate_history",
     "gate_usage",
     "gradient_conflict",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from multitask.errors import DataError
 from multitask.metrics import delta_m
 from multitask.training.checkpoint import atomic_write_bytes
 
@@ -49,6 +51,45 @@ class Comparison:
         if not shared:
             return math.nan
         return delta_m(shared, reference, self.higher_is_better)
+
+    @classmethod
+    def mean(cls, comparisons: Sequence[Comparison]) -> Comparison:
+        """Each method's metrics (and seconds) averaged over ``comparisons``, e.g. one per seed.
+
+        A value missing from some comparisons is the mean of those that have it; NaN values count as
+        missing. Δm% of the result is then Δm% of the means, not the mean of each seed's Δm%.
+
+        Raises:
+            DataError: No comparison, or comparisons with different baselines.
+        """
+        if not comparisons:
+            raise DataError("need at least one comparison to average")
+        baselines = {c.baseline for c in comparisons}
+        if len(baselines) > 1:
+            raise DataError(f"comparisons against different baselines {sorted(baselines)} cannot be averaged")
+        values: dict[str, dict[str, dict[str, list[float]]]] = {}
+        directions: dict[str, dict[str, bool]] = {}
+        seconds: dict[str, list[float]] = {}
+        for comparison in comparisons:
+            for method, per_task in comparison.results.items():
+                for task, metrics in per_task.items():
+                    for metric, value in metrics.items():
+                        cell = values.setdefault(method, {}).setdefault(task, {}).setdefault(metric, [])
+                        if math.isfinite(value):
+                            cell.append(value)
+            for task, direction in comparison.higher_is_better.items():
+                directions.setdefault(task, {}).update(direction)
+            for method, value in (comparison.seconds or {}).items():
+                seconds.setdefault(method, []).append(value)
+        results = {
+            method: {
+                task: {metric: statistics.fmean(v) if v else math.nan for metric, v in metrics.items()}
+                for task, metrics in per_task.items()
+            }
+            for method, per_task in values.items()
+        }
+        mean_seconds = {method: statistics.fmean(v) for method, v in seconds.items()} or None
+        return cls(results, directions, comparisons[0].baseline, mean_seconds)
 
     def rows(self) -> list[dict[str, str | float]]:
         """Long format: one row per method, task and metric."""

@@ -18,6 +18,7 @@ import yaml
 from multitask.analysis._affinity import AFFINITY_FILE, TaskAffinity
 from multitask.analysis._conflict import CONFLICT_FILE, ConflictHistory
 from multitask.analysis._explain import gate_history, plot_gate_usage
+from multitask.analysis._linear import LINEAR_FILE, LinearRun
 from multitask.analysis._pareto import PARETO_FILE, ParetoFront
 from multitask.analysis._plots import pyplot, save_png
 from multitask.analysis._transfer import TRANSFER_FILE, NegativeTransferReport
@@ -53,7 +54,8 @@ def build_report(
     curves, final metrics, task weights and gate usage of every training run (each folder with a
     ``metrics.jsonl``), gradient conflict (``conflict.jsonl``), task affinity and the recommended
     groupings (``affinity.json``, ``grouping.json``), negative transfer verdicts
-    (``negative_transfer.json``) and the trade-off front (``pareto.json``). Sections appear only when
+    (``negative_transfer.json``), the trade-off front (``pareto.json``) and linear models with their
+    selected features and task clusters (``linear.json``). Sections appear only when
     their files exist. Images are embedded as base64 PNG data URIs and the CSS is inline: the page
     needs no network and no other file. An artifact that cannot be read is reported on the page.
 
@@ -89,6 +91,8 @@ def build_report(
         page.guard(path, page.add_conflict)
     for path in found[PARETO_FILE]:
         page.guard(path, page.add_pareto)
+    for path in found[LINEAR_FILE]:
+        page.guard(path, page.add_linear)
     for path in (p for p in results if p.parent != directory):
         page.guard(path, page.add_results)
     runs = found["metrics.jsonl"]
@@ -107,7 +111,16 @@ def build_report(
 
 def _discover(directory: Path) -> dict[str, list[Path]]:
     """The known files in ``directory`` and its sub-folders (``_MAX_DEPTH`` levels), shallowest first."""
-    names = ("results.csv", TRANSFER_FILE, AFFINITY_FILE, "grouping.json", CONFLICT_FILE, PARETO_FILE, "metrics.jsonl")
+    names = (
+        "results.csv",
+        TRANSFER_FILE,
+        AFFINITY_FILE,
+        "grouping.json",
+        CONFLICT_FILE,
+        PARETO_FILE,
+        LINEAR_FILE,
+        "metrics.jsonl",
+    )
     found: dict[str, list[Path]] = {name: [] for name in names}
     for root, folders, files in os.walk(directory):
         depth = len(Path(root).relative_to(directory).parts)
@@ -316,6 +329,59 @@ class _Page:
             + _table(["method", "points", "hypervolume"], rows)
         )
         parts.append(self.image(front.plot, "Pareto front", path.with_suffix(".png"), path))
+
+    def add_linear(self, path: Path) -> None:
+        run = LinearRun.read(path)
+        parts = self.section("linear", "Linear model")
+        params = ", ".join(f"{k}={v}" for k, v in run.params.items()) or "defaults"
+        fitted = ", ".join(f"{k} {v:.4g}" for k, v in run.fitted.items())
+        outputs = "logits" if run.kind == "binary" else "values"
+        parts.append(
+            self.heading(path) + f"<p><b>{html.escape(run.estimator)}</b> (penalty <code>{html.escape(run.penalty)}"
+            f"</code>; {html.escape(params)}) on {len(run.task_names)} {html.escape(run.kind)} tasks and "
+            f"{len(run.feature_names)} features, fitted in {run.seconds:.3g} s"
+            + (f" ({html.escape(fitted)})" if fitted else "")
+            + f". Task t predicts the {outputs} x·w<sub>t</sub> + b<sub>t</sub>.</p>"
+        )
+        metrics = list(dict.fromkeys(m for values in run.test.values() for m in values))
+        if metrics:
+            body = [[t, *[_number(run.test.get(t, {}).get(m)) for m in metrics]] for t in run.task_names]
+            parts.append(
+                "<p>Test metrics, computed with each task's own metrics:</p>" + _table(["task", *metrics], body)
+            )
+        else:
+            parts.append('<p class="muted">No test split was evaluated.</p>')
+        selection = run.selection
+        norms = dict(zip(selection.feature_names, selection.row_norms, strict=True))
+        parts.append(
+            f"<p><b>{len(selection.selected)} of {len(selection.feature_names)} features selected</b> jointly: "
+            "those whose row of W has a non-zero norm ‖W<sub>j·</sub>‖<sub>2</sub> across tasks (an L2,1 "
+            "penalty keeps or drops a feature for all tasks at once)."
+            + (" The largest 20:" if len(selection.selected) > 20 else "")
+            + "</p>"
+        )
+        if selection.selected:
+            rows = [[f, f"{norms[f]:.4g}"] for f in selection.selected[:20]]
+            parts.append(_table(["feature", "row norm ‖W_j·‖₂"], rows))
+        rows = []
+        for task in selection.task_names:
+            chosen = selection.per_task.get(task, [])
+            shown = ", ".join(chosen[:10]) + (f", … ({len(chosen) - 10} more)" if len(chosen) > 10 else "")
+            rows.append([task, str(len(chosen)), shown or "none"])
+        parts.append(
+            "<p>Per task, the features with a non-zero weight, largest |weight| first (at most 10 shown):</p>"
+            + _table(["task", "features", "first features"], rows)
+        )
+        if run.clusters:
+            groups: dict[int, list[str]] = {}
+            for task, cluster in run.clusters.items():
+                groups.setdefault(cluster, []).append(task)
+            rows = [[str(c), ", ".join(groups[c])] for c in sorted(groups)]
+            parts.append(
+                "<p>Task clusters: average-linkage clustering of the tasks' normalised relation (the clustered "
+                "model's M, else the cosine of the task weight vectors):</p>" + _table(["cluster", "tasks"], rows)
+            )
+        parts.append(self.image(run.plot, "linear model weights", path.with_suffix(".png"), path))
 
     def add_run(self, path: Path) -> None:
         history = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
