@@ -224,3 +224,13 @@ def test_linear_settings_are_checked(config_path: Path) -> None:  # noqa: F811
     config_path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=r"linear\.penalty"):
         load_config(config_path)
+
+
+def test_groups_from_pair_trainings(config_path: Path, tmp_path: Path) -> None:  # noqa: F811
+    _edit(config_path, analysis={"groups": {"num_groups": 1, "source": "pairwise"}, "report": False})
+    output = tmp_path / "run"
+    assert main(["train", str(config_path), "--output", str(output)]) == 0
+    affinity = json.loads((output / "groups" / "affinity.json").read_text())
+    assert affinity["kind"] == "pairwise" and affinity["samples"] == 1  # one pair: y1 with y2
+    assert json.loads((output / "groups" / "grouping.json").read_text())["groups"] == [["y1", "y2"]]
+    assert ("groups", "y1", "auc") in _results(output / "results.csv")
