@@ -16,13 +16,21 @@ from torch import Tensor, nn
 from multitask.analysis._comparison import Comparison
 from multitask.analysis._grouping import TaskGrouping, select_groups
 from multitask.analysis._plots import heatmap, pyplot, save_png
-from multitask.analysis._probe import check_every, named_shared_parameters, probing, step_losses
+from multitask.analysis._probe import (
+    StepGradients,
+    check_every,
+    named_shared_parameters,
+    probing,
+    release_step_gradients,
+    step_gradients,
+    step_losses,
+)
 from multitask.data._loaders import Step
 from multitask.errors import ConfigError, DataError
 from multitask.jacobian import JacobianEngine
 from multitask.models._base import MultiTaskModel
 from multitask.tasks import Task
-from multitask.training.callbacks import Callback
+from multitask.training.callbacks import Callback, StepResult
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -125,6 +133,7 @@ def lookahead_affinity(
     *,
     engine: JacobianEngine | None = None,
     device: torch.device | str | None = None,
+    gradients: StepGradients | None = None,
 ) -> Tensor:
     r"""TAG's look-ahead inter-task affinity on one step: ``Z [T, T]`` with ``Z[i, j] = Z_{i→j}``.
 
@@ -143,6 +152,8 @@ def lookahead_affinity(
         lr: The look-ahead step size ``η`` (TAG uses the training learning rate).
         engine: The Jacobian engine (default: a fresh one).
         device: Where to run (default: the model's device).
+        gradients: The step's losses and shared gradients when already measured on these batches
+            (`step_gradients`); None computes them.
 
     References:
         Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task Groupings for Multi-Task
@@ -156,11 +167,18 @@ def lookahead_affinity(
     num_tasks = len(by_name)
     result = torch.full((num_tasks, num_tasks), math.nan, dtype=torch.float64)
     with probing(model):
-        before, present = step_losses(model, by_name, groups, device)
-        index = present.nonzero().flatten().tolist()
-        if not index:
-            return result
-        blocks = engine.gradients(before[index], [p for _, p in shared])
+        if gradients is None:
+            before, present = step_losses(model, by_name, groups, device)
+            index = present.nonzero().flatten().tolist()
+            if not index:
+                return result
+            blocks = engine.gradients(before[index], [p for _, p in shared])
+        else:
+            before, present = gradients.losses, gradients.present
+            index = present.nonzero().flatten().tolist()
+            if not index:
+                return result
+            blocks = [block[index] for block in gradients.blocks]
         reference = before.detach().double().cpu()
         with torch.no_grad():
             for row, i in enumerate(index):
@@ -222,7 +240,10 @@ class TaskAffinityMonitor(Callback):
         if not self._active or trainer.global_step % self.every != 0:
             return
         lr = self.lr if self.lr is not None else float(trainer.optimizer.param_groups[0]["lr"])
-        z = lookahead_affinity(trainer.model, trainer.tasks, groups, lr, engine=self.engine, device=trainer.device)
+        measured = step_gradients(trainer, groups, self.engine)  # shared with a conflict monitor on this step
+        z = lookahead_affinity(
+            trainer.model, trainer.tasks, groups, lr, engine=self.engine, device=trainer.device, gradients=measured
+        )
         values = z.numpy()
         finite = np.isfinite(values)
         self._sum[finite] += values[finite]
@@ -234,6 +255,9 @@ class TaskAffinityMonitor(Callback):
         if self.keep_history:
             self.affinity.steps.append(trainer.global_step)
             self.affinity.history.append(values.tolist())
+
+    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+        release_step_gradients(trainer)
 
     def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
         if trainer.run_dir is not None and self.affinity.samples:

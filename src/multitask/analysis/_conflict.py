@@ -14,7 +14,13 @@ import torch
 from torch import Tensor
 
 from multitask.analysis._plots import heatmap, nan_mean, pyplot, save_png
-from multitask.analysis._probe import check_every, named_shared_parameters, pair_names, probing, step_losses
+from multitask.analysis._probe import (
+    check_every,
+    named_shared_parameters,
+    pair_names,
+    release_step_gradients,
+    step_gradients,
+)
 from multitask.data._loaders import Step
 from multitask.errors import DataError, ShapeError
 from multitask.jacobian import JacobianEngine
@@ -306,20 +312,14 @@ class GradientConflictMonitor(Callback):
     def measure(self, trainer: Trainer, groups: Step) -> tuple[list[Tensor], Tensor]:
         """Per-parameter blocks ``[T, *p.shape]`` of the Jacobian on the step's batches and ``present [T]``.
 
-        Rows of tasks without labels in the step are zero.
+        Rows of tasks without labels in the step are zero. A `TaskAffinityMonitor` sampling the same
+        step shares these gradients (`step_gradients`).
         """
-        shared = [p for _, p in named_shared_parameters(trainer.model)]
-        num_tasks = len(trainer.task_names)
-        with probing(trainer.model):
-            losses, present = step_losses(trainer.model, trainer.tasks, groups, trainer.device)
-            blocks = [torch.zeros(num_tasks, *p.shape, dtype=p.dtype, device=p.device) for p in shared]
-            if bool(present.any()):
-                index = present.nonzero().flatten()
-                for block, part in zip(blocks, self.engine.gradients(losses[index], shared), strict=True):
-                    block[index] = part.detach()
-        return blocks, present.cpu()
+        measured = step_gradients(trainer, groups, self.engine)
+        return measured.blocks, measured.present
 
     def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+        release_step_gradients(trainer)
         if self._pending is None:
             return
         global_step, epoch, cosine, norms, blocks = self._pending

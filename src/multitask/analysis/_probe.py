@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from multitask.data._loaders import Step
 from multitask.errors import ConfigError
+from multitask.jacobian import JacobianEngine
 from multitask.models._base import MultiTaskModel
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.training import Trainer
 
 
 @contextlib.contextmanager
@@ -95,3 +102,54 @@ def check_every(every: int) -> int:
 def pair_names(task_names: Sequence[str]) -> list[tuple[int, int]]:
     """Index pairs ``(i, j)``, ``i < j``."""
     return [(i, j) for i in range(len(task_names)) for j in range(i + 1, len(task_names))]
+
+
+@dataclass(frozen=True)
+class StepGradients:
+    """A step's per-task losses and gradients on the shared parameters, measured by a probe.
+
+    Attributes:
+        losses: ``[T]`` each task's mean loss on the step's batches (detached; zero without labels).
+        present: ``[T]`` (CPU) whether the task had labels in the step.
+        blocks: One ``[T, *p.shape]`` block of the Jacobian per shared parameter ``p`` (rows of absent
+            tasks are zero): the concatenated ``[T, P]`` matrix is never formed.
+    """
+
+    losses: Tensor
+    present: Tensor
+    blocks: list[Tensor]
+
+
+# One entry per trainer: the gradients of the step being sampled, so that monitors sampling the same step
+# (gradient conflict and task affinity) share one Jacobian. Released by the monitors at the step's end.
+_STEP_GRADIENTS: weakref.WeakKeyDictionary[Trainer, tuple[tuple[int, int], StepGradients]] = weakref.WeakKeyDictionary()
+
+
+def step_gradients(trainer: Trainer, groups: Step, engine: JacobianEngine) -> StepGradients:
+    """The per-task gradients of the trainer's current step on its shared parameters, computed once per step.
+
+    The probe runs as `probing` describes (evaluation mode, forked RNG, no ``.grad`` written). A second
+    monitor asking for the same step (same global step, same batches) gets the same result without a
+    second backward pass; `release_step_gradients` frees it.
+    """
+    key = (trainer.global_step, id(groups))
+    cached = _STEP_GRADIENTS.get(trainer)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    shared = [p for _, p in named_shared_parameters(trainer.model)]
+    num_tasks = len(trainer.task_names)
+    with probing(trainer.model):
+        losses, present = step_losses(trainer.model, trainer.tasks, groups, trainer.device)
+        blocks = [torch.zeros(num_tasks, *p.shape, dtype=p.dtype, device=p.device) for p in shared]
+        if bool(present.any()):
+            index = present.nonzero().flatten()
+            for block, part in zip(blocks, engine.gradients(losses[index], shared), strict=True):
+                block[index] = part.detach()
+    result = StepGradients(losses.detach(), present.cpu(), blocks)
+    _STEP_GRADIENTS[trainer] = (key, result)
+    return result
+
+
+def release_step_gradients(trainer: Trainer) -> None:
+    """Forget the step's shared gradients (called when the step ends)."""
+    _STEP_GRADIENTS.pop(trainer, None)
