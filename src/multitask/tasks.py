@@ -12,7 +12,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from multitask.errors import ConfigError, DataError, ShapeError, UnknownNameError
-from multitask.metrics import DEFAULT_METRICS, Metric, builtin_metric, nanmean
+from multitask.metrics import (
+    ANGLE_METRICS,
+    DEFAULT_DENSE_METRICS,
+    DEFAULT_METRICS,
+    DenseMetric,
+    Metric,
+    StatisticFn,
+    builtin_dense_metric,
+    builtin_metric,
+    nanmean,
+)
 
 TaskKind = Literal["binary", "multiclass", "multilabel", "regression"]
 TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
@@ -39,6 +49,13 @@ def _huber(prediction: Tensor, target: Tensor) -> Tensor:
     return F.huber_loss(prediction, target, reduction="none")
 
 
+def _cosine(prediction: Tensor, target: Tensor) -> Tensor:
+    """``1 − cos(n̂, n)`` per pixel for vectors along dim 1 (``[N, C, H, W]`` -> ``[N, H, W]``)."""
+    if prediction.dim() < 3 or prediction.shape[1] < 2:
+        raise ShapeError(f"the cosine loss needs vectors [N, C, H, W] with C >= 2; got {tuple(prediction.shape)}")
+    return 1 - (F.normalize(prediction, dim=1) * F.normalize(target, dim=1)).sum(dim=1)
+
+
 # Built-in losses return one value per labelled entry (reduction "none"); the Task averages them.
 BUILTIN_LOSSES: dict[str, dict[str, LossFn]] = {
     "binary": {"bce": _bce},
@@ -47,6 +64,14 @@ BUILTIN_LOSSES: dict[str, dict[str, LossFn]] = {
     "regression": {"mse": _mse, "l1": _l1, "huber": _huber},
 }
 DEFAULT_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "multilabel": "bce", "regression": "mse"}
+# Dense (per-pixel) losses return one value per pixel (cross-entropy, cosine) or per entry [N, C, H, W] (l1, mse,
+# huber); the Task averages them over labelled pixels or entries. L1 for depth as MTAN and LibMTL.
+BUILTIN_DENSE_LOSSES: dict[str, dict[str, LossFn]] = {
+    "multiclass": {"cross_entropy": _cross_entropy},
+    "regression": {"l1": _l1, "mse": _mse, "huber": _huber, "cosine": _cosine},
+}
+DEFAULT_DENSE_LOSS = {"multiclass": "cross_entropy", "regression": "l1"}
+AnyMetric = Metric | DenseMetric
 
 
 @dataclass(frozen=True)
@@ -72,31 +97,48 @@ class Task:
     multi-class heads output logits ``[N, C]`` for class indices ``[N]``; multi-label heads and
     multi-output regression output ``[N, L]`` for a target ``[N, L]``.
 
+    Dense (per-pixel) tasks, ``dense=True``: multi-class heads output logits ``[N, C, H, W]`` for
+    class indices ``[N, H, W]`` (segmentation); regression heads output ``[N, C, H, W]`` for a target
+    of that shape (depth: ``C = 1``; surface normals: ``C = 3``). Any number of spatial dimensions
+    works the same way. The loss is averaged over the labelled pixels (entries, for per-entry losses)
+    of the batch; a ``mask_key`` column may be ``[N]`` (whole images), ``[N, H, W]`` (pixels) or the
+    target's shape. Dense metrics (`multitask.metrics.DenseMetric`) are computed from statistics that
+    add up over batches, so a split is evaluated batch by batch (`batch_statistics`,
+    `evaluate_statistics`) without holding its predictions.
+
     Args:
         name: Key of the task in outputs, metrics and logs (no ``/``).
         head: The task's own module, applied to the shared representation.
         kind: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         loss: A built-in loss name for the kind (binary/multilabel: ``bce``; multiclass:
-            ``cross_entropy``; regression: ``mse``, ``l1``, ``huber``) or a callable
-            ``(prediction, target) -> loss``; a callable may reduce to a scalar unless labels are
-            missing inside a row of a 2-D target, where it must return per-entry losses.
-        metrics: Built-in metric names (see `multitask.metrics.BUILTIN_METRICS`) or a mapping of
-            name to `Metric`. The first one is the task's main metric. Defaults depend on the kind.
+            ``cross_entropy``; regression: ``mse``, ``l1``, ``huber``; dense regression also ``cosine``,
+            ``1 − cos(n̂, n)`` per pixel, for normals) or a callable ``(prediction, target) -> loss``; a
+            callable may reduce to a scalar unless labels are missing inside a row of a 2-D target, where
+            it must return per-entry losses. A dense task's callable returns per-pixel ``[N, H, W]`` or
+            per-entry (the target's shape) losses, never a scalar. Default: ``bce``, ``cross_entropy``,
+            ``mse``; dense regression ``l1``.
+        metrics: Built-in metric names (see `multitask.metrics.BUILTIN_METRICS`, and
+            `multitask.metrics.BUILTIN_DENSE_METRICS` for dense tasks) or a mapping of name to `Metric`
+            (`DenseMetric` for dense tasks). The first one is the task's main metric. Defaults depend on the
+            kind; dense: ``miou``, ``pixel_accuracy``; ``abs_err``, ``rel_err``; with the cosine loss the
+            angle metrics (``mean_angle``, ``median_angle``, ``within_11.25``, ``within_22.5``, ``within_30``).
         target_key: Batch column of the labels; defaults to ``name``.
         ignore_index: Class index that marks a missing multi-class label.
         mask_key: Optional batch column of booleans, True where the label is present.
+        dense: Per-pixel targets (segmentation, depth, normals); only multi-class and regression tasks.
     """
 
     name: str
     head: nn.Module
     kind: TaskKind
     loss: str | LossFn | None = None
-    metrics: Sequence[str] | Mapping[str, Metric] | None = None
+    metrics: Sequence[str] | Mapping[str, AnyMetric] | None = None
     target_key: str | None = None
     ignore_index: int = -100
     mask_key: str | None = None
+    dense: bool = False
     loss_fn: LossFn = field(init=False, repr=False)
-    metric_fns: dict[str, Metric] = field(init=False, repr=False)
+    metric_fns: dict[str, AnyMetric] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -105,32 +147,55 @@ class Task:
             raise UnknownNameError(f"task {self.name!r}: unknown kind {self.kind!r}; allowed: {', '.join(TASK_KINDS)}")
         if not isinstance(self.head, nn.Module):
             raise ConfigError(f"task {self.name!r}: head must be an nn.Module; got {type(self.head).__name__}")
+        if self.dense and self.kind not in BUILTIN_DENSE_LOSSES:
+            raise ConfigError(
+                f"task {self.name!r}: dense tasks are 'multiclass' or 'regression'; got {self.kind!r} "
+                "(a binary mask is a two-class multiclass task)"
+            )
         object.__setattr__(self, "loss_fn", self._resolve_loss())
         object.__setattr__(self, "metric_fns", self._resolve_metrics())
 
     def _resolve_loss(self) -> LossFn:
-        loss = DEFAULT_LOSS[self.kind] if self.loss is None else self.loss
+        if self.dense:
+            defaults, builtins = DEFAULT_DENSE_LOSS, BUILTIN_DENSE_LOSSES
+        else:
+            defaults, builtins = DEFAULT_LOSS, BUILTIN_LOSSES
+        loss = defaults[self.kind] if self.loss is None else self.loss
         if callable(loss):
             return loss
-        available = BUILTIN_LOSSES[self.kind]
+        available = builtins[self.kind]
         if loss not in available:
+            what = "dense " if self.dense else ""
+            hint = " (cosine is for per-pixel vectors: Task(..., dense=True))" if loss == "cosine" else ""
             raise UnknownNameError(
-                f"task {self.name!r}: unknown loss {loss!r} for a {self.kind} task; allowed: {', '.join(available)}"
+                f"task {self.name!r}: unknown loss {loss!r} for a {what}{self.kind} task{hint}; "
+                f"allowed: {', '.join(available)}"
             )
         return available[loss]
 
-    def _resolve_metrics(self) -> dict[str, Metric]:
-        metrics = DEFAULT_METRICS[self.kind] if self.metrics is None else self.metrics
+    def _default_metrics(self) -> Sequence[str]:
+        if not self.dense:
+            return DEFAULT_METRICS[self.kind]
+        return ANGLE_METRICS if self.loss == "cosine" else DEFAULT_DENSE_METRICS[self.kind]
+
+    def _resolve_metrics(self) -> dict[str, AnyMetric]:
+        metrics = self._default_metrics() if self.metrics is None else self.metrics
+        expected = DenseMetric if self.dense else Metric
+        resolved: dict[str, AnyMetric]
         if isinstance(metrics, Mapping):
             resolved = dict(metrics)
             for key, value in resolved.items():
-                if not isinstance(value, Metric):
+                if not isinstance(value, expected):
                     raise ConfigError(
-                        f"task {self.name!r}: metric {key!r} must be a multitask.metrics.Metric "
-                        f"(a function and its direction); got {type(value).__name__}"
+                        f"task {self.name!r}: metric {key!r} must be a multitask.metrics.{expected.__name__} "
+                        f"({'statistics, their metric' if self.dense else 'a function'} and its direction"
+                        f"{'' if self.dense else '; DenseMetric is for Task(..., dense=True)'}); "
+                        f"got {type(value).__name__}"
                     )
         elif isinstance(metrics, str):
             raise ConfigError(f"task {self.name!r}: metrics must be a list of names; got the string {metrics!r}")
+        elif self.dense:
+            resolved = {name: builtin_dense_metric(self.kind, name) for name in metrics}
         else:
             resolved = {name: builtin_metric(self.kind, name) for name in metrics}
         if not resolved:
@@ -166,26 +231,71 @@ class Task:
             if self.mask_key not in batch:
                 raise DataError(f"task {self.name!r}: batch has no mask column {self.mask_key!r}")
             explicit = batch[self.mask_key].to(torch.bool)
+            if self.dense:
+                return target, mask & self._dense_mask(explicit, mask)
             if explicit.dim() == 1 and mask.dim() == 2:
                 explicit = explicit[:, None]
             mask = mask & explicit
         return target, mask
 
+    def _dense_mask(self, explicit: Tensor, mask: Tensor) -> Tensor:
+        """The ``mask_key`` column as a view that broadcasts against the target's mask."""
+        if explicit.dim() == 1 and explicit.shape[0] == mask.shape[0]:  # whole images
+            return explicit.reshape(-1, *[1] * (mask.dim() - 1))
+        if self.kind == "regression" and mask.dim() >= 3 and explicit.shape == mask.shape[:1] + mask.shape[2:]:
+            return explicit.unsqueeze(1)  # per pixel, for every channel
+        if explicit.shape == mask.shape:
+            return explicit
+        raise ShapeError(
+            f"task {self.name!r}: mask column {self.mask_key!r} has shape {tuple(explicit.shape)}; for targets "
+            f"{tuple(mask.shape)} it must be [N], the target's shape, or (regression) the target's without dim 1"
+        )
+
     def align(self, prediction: Tensor, target: Tensor) -> Tensor:
         """Check ``prediction`` against ``target`` and squeeze a trailing 1 where the kind allows it."""
+        if self.dense:
+            return self._align_dense(prediction, target)
         squeezable = prediction.dim() == 2 and target.dim() == 1 and prediction.shape[1] == 1
         if self.kind in ("binary", "regression") and squeezable:
             prediction = prediction[:, 0]
+        hint = ""
         if self.kind == "multiclass":
             ok = prediction.dim() == 2 and target.dim() == 1 and prediction.shape[0] == target.shape[0]
             expected = f"logits [N, num_classes] for class indices [N={target.shape[0]}]"
+            if target.dim() > 1:
+                hint = f" (the labels {tuple(target.shape)} are per pixel: pass Task(..., dense=True))"
         else:
             ok = prediction.shape == target.shape
             expected = f"the target's shape {tuple(target.shape)}"
         if not ok:
             raise ShapeError(
-                f"task {self.name!r}: head output has shape {tuple(prediction.shape)}, expected {expected}; "
+                f"task {self.name!r}: head output has shape {tuple(prediction.shape)}, expected {expected}{hint}; "
                 "check the head's output size"
+            )
+        return prediction
+
+    def _align_dense(self, prediction: Tensor, target: Tensor) -> Tensor:
+        if self.kind == "multiclass":
+            ok = (
+                target.dim() >= 2
+                and prediction.dim() == target.dim() + 1
+                and prediction.shape[0] == target.shape[0]
+                and prediction.shape[2:] == target.shape[1:]
+            )
+            spatial = ", ".join(str(size) for size in target.shape[1:])
+            expected = f"logits [N, num_classes, {spatial}] for per-pixel class indices {tuple(target.shape)}"
+            if target.dim() < 2:
+                expected = f"per-pixel class indices [N, H, W] as labels, but they are {tuple(target.shape)}"
+        else:
+            ok = target.dim() >= 3 and prediction.shape == target.shape
+            expected = f"the target's shape {tuple(target.shape)}"
+            if target.dim() < 3:
+                expected = f"a per-pixel target [N, C, H, W] (depth: C = 1), but it is {tuple(target.shape)}"
+        if not ok:
+            raise ShapeError(
+                f"task {self.name!r} is dense: head output has shape {tuple(prediction.shape)}, expected {expected}; "
+                "a dense head outputs a map per sample (e.g. a 1x1 convolution with one channel per class or "
+                "value), at the target's spatial size"
             )
         return prediction
 
@@ -193,15 +303,20 @@ class Task:
     def compute_loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> tuple[Tensor, int]:
         """The mean loss over labelled entries of ``batch`` and how many there were.
 
-        With no labelled entry the loss is a constant ``0`` (no gradient, never NaN).
+        With no labelled entry the loss is a constant ``0`` (no gradient, never NaN). For a dense task
+        the entries are the labelled pixels (or, for per-entry losses, the valid entries of ``[N, C, H, W]``).
         """
         target, mask = self.labels(batch)
         prediction = self.align(prediction, target)
+        if self.dense:
+            return self._dense_loss(prediction, target, mask)
         count = int(mask.sum())
         return self._masked_loss(prediction, target, mask, count), count
 
     def masked_loss(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         """Mean of the loss over the entries where ``mask`` is True (aligned prediction and target)."""
+        if self.dense:
+            return self._dense_loss(prediction, target, mask)[0]
         return self._masked_loss(prediction, target, mask, int(mask.sum()))
 
     def _masked_loss(self, prediction: Tensor, target: Tensor, mask: Tensor, count: int) -> Tensor:
@@ -225,6 +340,47 @@ class Task:
             )
         return (value * mask).sum() / count
 
+    def _dense_loss(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, int]:
+        """Mean of the per-pixel (or per-entry) losses over the labelled ones, and their number."""
+        values, used = self._dense_losses(prediction, target, mask)
+        count = int(used.sum())
+        if count == 0:
+            return torch.zeros((), device=prediction.device, dtype=prediction.dtype), 0
+        if count == used.numel():
+            return values.mean(), count
+        return torch.where(used, values, torch.zeros_like(values)).sum() / count, count
+
+    def _dense_losses(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-pixel or per-entry losses (missing labels filled with 0) and the mask of those that count."""
+        if self.kind == "multiclass":
+            self._check_classes(prediction, target, mask)
+        filled = torch.where(mask, target, torch.zeros_like(target))  # no NaN or ignore_index reaches the loss
+        try:
+            values = self.loss_fn(prediction, self._target_for_loss(filled))
+        except ShapeError as error:
+            raise ShapeError(f"task {self.name!r}: {error}") from error
+        if values.shape == mask.shape:
+            return values, mask
+        if self.kind == "regression" and values.shape == mask.shape[:1] + mask.shape[2:]:
+            return values, mask.all(dim=1)  # per pixel: a pixel counts when every channel is labelled
+        per_pixel = tuple(mask.shape[:1] + mask.shape[2:]) if self.kind == "regression" else tuple(mask.shape)
+        raise ShapeError(
+            f"task {self.name!r} is dense: its loss must return one value per pixel {per_pixel} or per entry "
+            f"{tuple(mask.shape)} (reduction='none'); it returned {tuple(values.shape)}"
+        )
+
+    def _check_classes(self, prediction: Tensor, target: Tensor, mask: Tensor) -> None:
+        num_classes = prediction.shape[1]
+        outside = mask & ((target < 0) | (target >= num_classes))
+        if bool(outside.any()):
+            wrong = target[outside]
+            raise ShapeError(
+                f"task {self.name!r}: the head outputs {num_classes} classes per pixel but labelled pixels hold "
+                f"class indices outside 0 .. {num_classes - 1} (from {int(wrong.min())} to {int(wrong.max())}); "
+                f"give the head one output channel per class, and mark unlabelled pixels with "
+                f"ignore_index={self.ignore_index}"
+            )
+
     def _target_for_loss(self, target: Tensor) -> Tensor:
         if self.kind == "multiclass":
             return target.long()
@@ -233,6 +389,8 @@ class Task:
     # ----- evaluation -----
     def evaluate(self, prediction: Tensor, target: Tensor, mask: Tensor) -> TaskEvaluation:
         """Loss and metrics on a whole split (labelled entries only); metrics are NaN without labels."""
+        if self.dense:
+            return self.evaluate_statistics([self.batch_statistics(prediction, target, mask)])
         prediction = self.align(prediction, target)
         count = int(mask.sum())
         if count == 0:
@@ -242,7 +400,7 @@ class Task:
             if target.dim() == 1 or self.kind == "multiclass":
                 values = {
                     name: metric(prediction[mask], self._target_for_loss(target[mask]))
-                    for name, metric in self.metric_fns.items()
+                    for name, metric in self._sample_metrics().items()
                 }
             else:  # per column, then the mean over columns (macro average)
                 values = {
@@ -252,12 +410,72 @@ class Task:
                             for j in range(target.shape[1])
                         ]
                     )
-                    for name, metric in self.metric_fns.items()
+                    for name, metric in self._sample_metrics().items()
                 }
         return TaskEvaluation(float(loss), values, count)
 
+    def _sample_metrics(self) -> dict[str, Metric]:
+        return {name: metric for name, metric in self.metric_fns.items() if isinstance(metric, Metric)}
+
+    def _statistic_fns(self) -> dict[str, StatisticFn]:
+        """The distinct statistic functions of the dense metrics, keyed by their order of first use."""
+        distinct: list[StatisticFn] = []
+        for metric in self.metric_fns.values():
+            if isinstance(metric, DenseMetric) and all(metric.statistic is not fn for fn in distinct):
+                distinct.append(metric.statistic)
+        return {f"statistic{i}": fn for i, fn in enumerate(distinct)}
+
+    def batch_statistics(self, prediction: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """A dense task's statistics of one batch: float64 tensors that add up over the batches of a split.
+
+        ``"loss"`` holds ``[Σ loss over labelled pixels or entries, their number]``; the others are the
+        metrics' statistics (see `multitask.metrics.DenseMetric`). Sum them key by key over batches (and
+        processes) and pass the sums, or the per-batch list, to `evaluate_statistics`. They stay on the
+        prediction's device.
+        """
+        if not self.dense:
+            raise ConfigError(f"task {self.name!r}: evaluation statistics are for dense tasks (Task(dense=True))")
+        prediction = self.align(prediction, target)
+        with torch.no_grad():
+            values, used = self._dense_losses(prediction, target, mask)
+            loss_sum = torch.where(used, values.double(), torch.zeros((), dtype=torch.float64, device=values.device))
+            statistics = {"loss": torch.stack([loss_sum.sum(), used.sum().double()])}
+            for key, fn in self._statistic_fns().items():
+                try:
+                    statistics[key] = fn(prediction, target, mask).double()
+                except ShapeError as error:
+                    raise ShapeError(f"task {self.name!r}: {error}") from error
+        return statistics
+
+    def evaluate_statistics(self, parts: Sequence[Mapping[str, Tensor]]) -> TaskEvaluation:
+        """Loss and metrics of a dense task from its `batch_statistics`, summed over ``parts`` in order."""
+        if not parts:
+            return TaskEvaluation(math.nan, {name: math.nan for name in self.metric_fns}, 0)
+        total = {key: value.detach().double().cpu() for key, value in parts[0].items()}
+        for part in parts[1:]:
+            for key, value in part.items():
+                total[key] = total[key] + value.detach().double().cpu()
+        loss_sum, count = (float(v) for v in total["loss"])
+        if count == 0:
+            return TaskEvaluation(math.nan, {name: math.nan for name in self.metric_fns}, 0)
+        keys = {id(fn): key for key, fn in self._statistic_fns().items()}
+        values = {
+            name: float(metric.compute(total[keys[id(metric.statistic)]]))
+            for name, metric in self.metric_fns.items()
+            if isinstance(metric, DenseMetric)
+        }
+        return TaskEvaluation(loss_sum / count, values, round(count))
+
     def transform_output(self, prediction: Tensor) -> Tensor:
-        """Head output to a user-facing prediction: probabilities for classification, values otherwise."""
+        """Head output to a user-facing prediction: probabilities for classification, values otherwise.
+
+        Dense tasks: class probabilities along dim 1 ``[N, C, H, W]``; with the cosine loss, unit vectors
+        along dim 1 (the predicted normals); other regression values as they are.
+        """
+        if self.dense:
+            if self.kind == "multiclass":
+                return prediction.softmax(dim=1)
+            return F.normalize(prediction, dim=1) if self.loss == "cosine" else prediction
         if self.kind in ("binary", "multilabel"):
             prediction = torch.sigmoid(prediction)
         elif self.kind == "multiclass":

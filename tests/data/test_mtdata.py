@@ -50,9 +50,9 @@ def test_make_tasks_from_a_mapping_a_factory_and_a_subset() -> None:
         data.make_tasks(4, tasks=["nope"])
 
 
-def test_a_dense_task_is_refused_with_a_reason() -> None:
-    with pytest.raises(ConfigError, match="per-pixel targets"):
-        TaskInfo("segmentation", "multiclass", 13, dense=True).make_task(nn.Conv2d(4, 13, 1))
+def test_a_dense_task_becomes_a_dense_task() -> None:
+    task = TaskInfo("segmentation", "multiclass", 13, dense=True).make_task(nn.Conv2d(4, 13, 1))
+    assert task.dense and list(task.metric_fns) == ["miou", "pixel_accuracy"]
 
 
 def test_fields_match_tabular_data_and_from_tabular_keeps_everything() -> None:

@@ -86,7 +86,8 @@ def load_cityscapes(
     dataset's documentation defines it. The public test set has no labels, so ``val`` is the test split
     and ``val_fraction`` of ``train`` (seeded) the validation split.
 
-    Both tasks are dense (per pixel): `multitask.Task` does not train them yet (``TaskInfo.dense``).
+    Both tasks are dense (per pixel): `MultiTaskData.make_tasks` builds them as ``Task(..., dense=True)``
+    (``TaskInfo.dense``).
 
     Args:
         root: The folder holding ``leftImg8bit``, ``gtFine`` and ``disparity``.

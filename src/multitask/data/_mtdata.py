@@ -12,6 +12,7 @@ from multitask.data._cells import IGNORE_INDEX
 from multitask.data._dataset import ArrayDataset
 from multitask.data._tabular import TabularData
 from multitask.errors import ConfigError, DataError
+from multitask.metrics import ANGLE_METRICS
 from multitask.tasks import Task, TaskKind
 
 #: One split: a dataset whose rows carry every task's labels, or one dataset per task (multi-input data).
@@ -34,7 +35,7 @@ class TaskInfo:
         loss: Suggested built-in loss name; None for the kind's default.
         metrics: Suggested built-in metric names, the first being the main one; None for the defaults.
         dense: True for per-pixel targets (segmentation, depth, normals: ``[H, W]`` or ``[C, H, W]`` per
-            sample). `multitask.Task` does not train such targets yet, so `make_task` refuses them.
+            sample); `make_task` builds a ``Task(..., dense=True)``, whose head must output per-pixel maps.
         description: One line on what the label means.
     """
 
@@ -57,23 +58,22 @@ class TaskInfo:
         """The `multitask.Task` for this task with ``head``: kind, suggested loss and metrics, label column.
 
         Missing labels follow the library's rule: NaN for float targets, ``-100`` for class indices.
-
-        Raises:
-            ConfigError: The task has per-pixel (dense) targets, which `Task` does not support yet.
+        Dense tasks get ``Task(..., dense=True)``: segmentation cross-entropy over labelled pixels, depth
+        L1 over valid pixels, and, when the suggested metrics are angles (surface normals) and no loss is
+        suggested, the ``cosine`` loss ``1 − cos(n̂, n)`` (MTAN's normal loss, Liu et al. 2019).
         """
-        if self.dense:
-            raise ConfigError(
-                f"task {self.name!r} has per-pixel targets; multitask.Task trains per-sample targets only, so "
-                "use its data with your own loop (or drop it from make_tasks(..., tasks=[...]))"
-            )
+        loss = self.loss
+        if self.dense and loss is None and self.kind == "regression" and set(self.metrics or ()) & set(ANGLE_METRICS):
+            loss = "cosine"
         return Task(
             self.name,
             head,
             self.kind,
-            loss=self.loss,
+            loss=loss,
             metrics=list(self.metrics) if self.metrics is not None else None,
             target_key=self.column if self.column not in (None, self.name) else None,
             ignore_index=IGNORE_INDEX,
+            dense=self.dense,
         )
 
 
@@ -169,11 +169,12 @@ class MultiTaskData:
 
         Args:
             heads: ``{task: module}``; or a function ``TaskInfo -> module``; or an int ``width``: each head is
-                ``nn.Linear(width, num_outputs)`` on a shared representation of that width.
+                ``nn.Linear(width, num_outputs)`` on a shared representation of that width (per-sample tasks
+                only: a dense task needs a head that outputs per-pixel maps, e.g. ``nn.Conv2d(width, num_outputs, 1)``).
             tasks: Which tasks, in this order (default: all).
 
         Raises:
-            ConfigError: An unknown task, a head missing from the mapping, or a dense task.
+            ConfigError: An unknown task, a head missing from the mapping, or an int width for a dense task.
 
         Example:
             ``tasks = data.make_tasks(64)`` then ``HardSharing(encoder, tasks)`` with a 64-wide encoder.
@@ -186,6 +187,12 @@ class MultiTaskData:
         for name in names:
             info = self.task_info[name]
             if isinstance(heads, int):
+                if info.dense:
+                    raise ConfigError(
+                        f"task {name!r} has per-pixel targets: an int width builds nn.Linear heads (one output per "
+                        f"sample); pass {{task: module}} or a function TaskInfo -> module with a per-pixel head, "
+                        f"e.g. nn.Conv2d(channels, {info.num_outputs}, 1)"
+                    )
                 head: nn.Module = nn.Linear(heads, info.num_outputs)
             elif isinstance(heads, Mapping):
                 if name not in heads:

@@ -82,7 +82,8 @@ def load_nyuv2(root: StrPath, *, val_fraction: float = 0.1, seed: int = 0, num_t
 
     The three tasks are dense (per pixel): their `TaskInfo` has ``dense=True`` and suggests LibMTL's
     metrics (segmentation: mIoU and pixel accuracy; depth: absolute and relative error; normals: mean and
-    median angle error). `multitask.Task` does not train per-pixel targets yet.
+    median angle error and the share of pixels within 11.25°, 22.5° and 30°) and losses (cross-entropy, L1,
+    cosine); `MultiTaskData.make_tasks` builds them as ``Task(..., dense=True)``.
 
     Args:
         root: The folder holding ``train`` and ``val``.
@@ -113,7 +114,14 @@ def load_nyuv2(root: StrPath, *, val_fraction: float = 0.1, seed: int = 0, num_t
             "segmentation", "multiclass", 13, metrics=("miou", "pixel_accuracy"), dense=True, description="13 classes"
         ),
         "depth": TaskInfo("depth", "regression", 1, metrics=("abs_err", "rel_err"), dense=True),
-        "normal": TaskInfo("normal", "regression", 3, metrics=("mean_angle", "median_angle"), dense=True),
+        "normal": TaskInfo(
+            "normal",
+            "regression",
+            3,
+            loss="cosine",
+            metrics=("mean_angle", "median_angle", "within_11.25", "within_22.5", "within_30"),
+            dense=True,
+        ),
     }
     return MultiTaskData(
         train=train,

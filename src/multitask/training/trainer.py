@@ -469,23 +469,38 @@ class Trainer:
         return {name: {"loss": e.loss, **e.metrics} for name, e in evaluations.items()}
 
     def _evaluate(self, data: TaskData) -> dict[str, TaskEvaluation]:
-        predictions = self._collect(data, with_labels=True)
-        return {
-            name: self.tasks[name].evaluate(prediction, target, mask)
-            for name, (prediction, target, mask) in predictions.items()
-        }
+        predictions, statistics = self._collect(data, with_labels=True)
+        evaluations = {}
+        for name in self.task_names:
+            task = self.tasks[name]
+            if name in statistics:  # dense: statistics summed over the batches, no predictions kept
+                evaluations[name] = task.evaluate_statistics([statistics[name]])
+            elif name in predictions:
+                evaluations[name] = task.evaluate(*predictions[name])
+        return evaluations
 
     def predict(self, data: Data) -> dict[str, Tensor]:
-        """``{task: predictions}`` on CPU: probabilities for classification tasks, values for regression."""
-        collected = self._collect(
+        """``{task: predictions}`` on CPU: probabilities for classification tasks, values for regression.
+
+        Dense tasks: ``[N, C, H, W]`` per task (class probabilities along dim 1), for the whole of ``data``.
+        """
+        collected, _ = self._collect(
             TaskData(data, list(self.tasks.values()), role="prediction", labelled=False), with_labels=False
         )
         return {name: self.tasks[name].transform_output(outputs) for name, (outputs, _, _) in collected.items()}
 
     @torch.no_grad()
-    def _collect(self, data: TaskData, with_labels: bool) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+    def _collect(
+        self, data: TaskData, with_labels: bool
+    ) -> tuple[dict[str, tuple[Tensor, Tensor, Tensor]], dict[str, dict[str, Tensor]]]:
+        """``({task: (outputs, targets, masks)}, {task: statistics})`` over ``data``, in batch order.
+
+        With labels, a dense task gives no outputs but its `Task.batch_statistics` summed over the batches
+        (and the processes), so that a large split of per-pixel predictions is never held in memory.
+        """
         self.model.eval()
         parts: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {name: [] for name in self.task_names}
+        statistics: dict[str, dict[str, Tensor]] = {}
         collected: Collected = []
         world = self.distributed.world_size if self.distributed is not None else 1
         rank = self.distributed.rank if self.distributed is not None else 0
@@ -496,17 +511,27 @@ class Trainer:
             with self._autocast():
                 outputs = self.model(device_batch, names)
             for name in names:
+                task = self.tasks[name]
+                if with_labels and task.dense:
+                    target, mask = task.labels(device_batch)
+                    part = task.batch_statistics(outputs[name].float(), target, mask)
+                    total = statistics.get(name)
+                    statistics[name] = part if total is None else {k: total[k] + v for k, v in part.items()}
+                    continue
                 output = outputs[name].float().cpu()
                 if with_labels:
-                    target, mask = self.tasks[name].labels(batch)
+                    target, mask = task.labels(batch)
                 else:
                     target = mask = torch.empty(0)
                 collected.append((index, name, (output, target, mask)))
+        statistics = {name: {k: v.cpu() for k, v in sums.items()} for name, sums in statistics.items()}
         if self._distributed_step is not None:
             collected = self._distributed_step.gather(collected)
+            if with_labels and any(task.dense for task in self.tasks.values()):
+                statistics = _sum_statistics(self._distributed_step.distributed.all_gather_object(statistics))
         for _, name, triple in collected:
             parts[name].append(triple)
-        return {
+        concatenated = {
             name: (
                 torch.cat([p[0] for p in chunks]),
                 torch.cat([p[1] for p in chunks]),
@@ -515,6 +540,7 @@ class Trainer:
             for name, chunks in parts.items()
             if chunks
         }
+        return concatenated, statistics
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -608,6 +634,16 @@ class Trainer:
 
     def _to_device(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+
+
+def _sum_statistics(everyone: list[dict[str, dict[str, Tensor]]]) -> dict[str, dict[str, Tensor]]:
+    """Each process's dense-task statistics, summed in rank order (a process may hold none for a task)."""
+    total: dict[str, dict[str, Tensor]] = {}
+    for statistics in everyone:
+        for name, part in statistics.items():
+            sums = total.get(name)
+            total[name] = dict(part) if sums is None else {k: sums[k] + v for k, v in part.items()}
+    return total
 
 
 def _default_device() -> torch.device:
