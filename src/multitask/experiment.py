@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -37,11 +38,13 @@ from multitask.baselines import ModelFactory, compare
 from multitask.config import (
     BagOfEmbeddingsConfig,
     CensusDataConfig,
+    CNNConfig,
     ExperimentConfig,
     GroupsConfig,
     LinearConfig,
     MLPConfig,
     MovieReviewsDataConfig,
+    MultiMnistDataConfig,
     NewsgroupDataConfig,
     ParetoConfig,
     load_config,
@@ -52,7 +55,9 @@ from multitask.data._tabular import TabularData, load_tabular
 from multitask.errors import CheckpointError, ConfigError, DataError
 from multitask.models import (
     MLP,
+    MTAN,
     PLE,
+    ConvNet,
     CoupledNetworks,
     CrossStitch,
     DSelectK,
@@ -71,7 +76,7 @@ from multitask.training.distributed import Distributed
 #: What `load_data` returns: single-input splits (`TabularData`) or, for multi-input data types, `MultiTaskData`
 #: with ``{task: ArrayDataset}`` splits. Both have ``train``, ``val``, ``test``, ``kinds`` and ``classes``.
 ExperimentData = TabularData | MultiTaskData
-Encoder = MLP | BagOfEmbeddings
+Encoder = MLP | BagOfEmbeddings | ConvNet
 
 
 def load_data(config: ExperimentConfig) -> ExperimentData:
@@ -84,6 +89,8 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
     """
     if isinstance(config.data, NewsgroupDataConfig | MovieReviewsDataConfig):
         return _config_tasks(_load_multi_input(config), config)
+    if isinstance(config.data, MultiMnistDataConfig):
+        return _config_tasks(_load_images(config.data, config.seed), config)
     if isinstance(config.data, CensusDataConfig):
         from multitask.data._census import load_census_income
 
@@ -110,6 +117,17 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         val_fraction=csv.val_fraction,
         seed=config.seed,
     )
+
+
+def _load_images(spec: MultiMnistDataConfig, seed: int) -> MultiTaskData:
+    """MultiMNIST or MultiFashion (`multitask.data.load_multi_mnist`, `load_multi_fashion`)."""
+    from multitask.data._mnist import FASHION_MNIST_DIR, load_multi_fashion, load_multi_mnist
+
+    split_seed = spec.seed if spec.seed is not None else seed
+    if spec.variant == "fashion":
+        root = spec.root or FASHION_MNIST_DIR
+        return load_multi_fashion(root=root, val_fraction=spec.val_fraction, seed=split_seed, limit=spec.limit)
+    return load_multi_mnist(val_fraction=spec.val_fraction, seed=split_seed, limit=spec.limit)
 
 
 def _load_multi_input(config: ExperimentConfig) -> MultiTaskData:
@@ -163,8 +181,18 @@ def _config_tasks(data: MultiTaskData, config: ExperimentConfig) -> MultiTaskDat
     )
 
 
+def input_shape(config: ExperimentConfig, data: ExperimentData) -> tuple[int, ...]:
+    """One input row's shape: ``(num_features,)`` for feature vectors, ``(C, H, W)`` for images."""
+    if isinstance(data, MultiTaskData) and not data.feature_names:
+        return data.sample_shapes()[config.data.input_key]
+    return (data.num_features,)
+
+
 def input_size(config: ExperimentConfig, data: ExperimentData) -> int:
-    """What the encoders' input size is: the feature count of ``x``, or the vocabulary size for token ids."""
+    """What the encoders' input size is: the feature count of ``x``, the vocabulary size for token ids, or the
+    channels of images."""
+    if getattr(config.data, "images", False):
+        return input_shape(config, data)[0]
     if config.data.input_key == "tokens":
         if not isinstance(data, MultiTaskData) or "tokens" not in data.num_embeddings:
             raise ConfigError(f"data type {config.data.type} gave no vocabulary size for its token ids")
@@ -182,29 +210,50 @@ def build_tasks(config: ExperimentConfig, data: ExperimentData, in_features: int
     return tasks
 
 
-def build_encoder(config: ExperimentConfig, num_features: int) -> Encoder:
-    """The shared encoder of the config; ``num_features`` is the input size (`input_size`)."""
-    return _encoder(config.model.encoder, num_features)
+def build_encoder(config: ExperimentConfig, num_features: int, in_shape: Sequence[int] | None = None) -> Encoder:
+    """The shared encoder of the config; ``num_features`` is the input size (`input_size`), ``in_shape`` one
+    input row's shape (`input_shape`; a ``cnn`` encoder needs the images' ``(C, H, W)``)."""
+    return _encoder(config.model.encoder, num_features, in_shape)
 
 
-def _encoder(spec: MLPConfig | BagOfEmbeddingsConfig, num_features: int) -> Encoder:
+def _encoder(
+    spec: MLPConfig | BagOfEmbeddingsConfig | CNNConfig, num_features: int, in_shape: Sequence[int] | None = None
+) -> Encoder:
     if isinstance(spec, BagOfEmbeddingsConfig):
         return BagOfEmbeddings(num_features, spec.dim, spec.hidden, dropout=spec.dropout)
+    if isinstance(spec, CNNConfig):
+        if in_shape is None or len(in_shape) != 3:
+            raise ConfigError(f"a cnn encoder reads images [C, H, W]; the data's rows have shape {in_shape}")
+        return ConvNet(
+            num_features,
+            spec.channels,
+            kernel=spec.kernel,
+            pool=spec.pool,
+            batch_norm=spec.batch_norm,
+            hidden=spec.hidden,
+            dropout=spec.dropout,
+            readout=spec.readout,
+            in_size=in_shape[1:],
+        )
     return MLP(num_features, spec.hidden, None, spec.dropout)
 
 
-def build_model(config: ExperimentConfig, architecture: str, num_features: int) -> ModelFactory:
+def build_model(
+    config: ExperimentConfig, architecture: str, num_features: int, in_shape: Sequence[int] | None = None
+) -> ModelFactory:
     """``tasks -> model``: the named architecture (see `multitask.config.ARCHITECTURES`) as the config sets it up.
 
-    ``num_features`` is the encoders' input size (`input_size`: for token ids, the vocabulary size); the
-    models read the data type's input column (``x``, or ``tokens`` for ``movie_reviews``).
+    ``num_features`` is the encoders' input size (`input_size`: for token ids, the vocabulary size; for
+    images, the channels); ``in_shape`` one input row's shape (`input_shape`), which ``mtan`` needs to size
+    its attention modules. The models read the data type's input column (``x``, or ``tokens`` for
+    ``movie_reviews``).
     """
     spec = config.model
     key = config.data.input_key
     expert_spec = spec.expert or spec.encoder
 
     def encoder() -> Encoder:
-        return build_encoder(config, num_features)
+        return build_encoder(config, num_features, in_shape)
 
     def expert(in_features: int) -> MLP:
         if not isinstance(expert_spec, MLPConfig):
@@ -246,11 +295,13 @@ def build_model(config: ExperimentConfig, architecture: str, num_features: int) 
             return CoupledNetworks(encoder(), tasks, lam=spec.lam, input_key=key)
         if architecture == "hard_sharing":
             return HardSharing(encoder(), tasks, input_key=key)
+        if architecture == "mtan":
+            return _mtan(config, encoder(), tasks, in_shape)
         if architecture == "shared_private":
             private_spec = spec.private or spec.encoder
 
             def private() -> Encoder:
-                return _encoder(private_spec, num_features)
+                return _encoder(private_spec, num_features, in_shape)
 
             shared = encoder()
             width = shared.out_features + private().out_features
@@ -394,7 +445,8 @@ class _Runs:
     def __init__(self, config: ExperimentConfig, data: ExperimentData, resume: bool, progress: bool | None) -> None:
         self.config, self.data, self.resume, self.progress = config, data, resume, progress
         self.size = input_size(config, data)
-        self.encoder = build_encoder(config, self.size)
+        self.shape = input_shape(config, data)
+        self.encoder = build_encoder(config, self.size, input_shape(config, data))
         self.tasks = build_tasks(config, data, self.encoder.out_features)
         self.options = trainer_options(config, progress)
 
@@ -402,9 +454,9 @@ class _Runs:
         """Every method of ``compare.methods`` (and the transfer runs) with ``seed``, written to ``folder``."""
         config = self.config
         methods = config.compare.methods
-        model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, self.size)
+        model = self._model()
         architectures: dict[str, ModelFactory] = {
-            m: build_model(config, m, self.size) for m in methods if m not in ("stl", "mtl", "linear")
+            m: build_model(config, m, self.size, self.shape) for m in methods if m not in ("stl", "mtl", "linear")
         }
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -457,6 +509,11 @@ class _Runs:
         )
         merged.write(folder)
         return merged
+
+    def _model(self) -> ModelFactory | None:
+        """The ``model`` section's architecture (None: hard sharing of the encoder, the baselines' default)."""
+        architecture = self.config.model.type
+        return None if architecture == "hard_sharing" else build_model(self.config, architecture, self.size, self.shape)
 
     def _plain_options(self) -> dict[str, Any]:
         """The trainer options without the analysis monitors (extra runs are not monitored)."""
@@ -518,7 +575,7 @@ class _Runs:
             }
             for method, per_task in comparison.results.items()
         }
-        model = None if config.model.type == "hard_sharing" else build_model(config, config.model.type, self.size)
+        model = self._model()
         options = {key: value for key, value in self._plain_options().items() if key != "strategy"}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -650,8 +707,8 @@ def _evaluate_folder(directory: Path, config: ExperimentConfig, data: Experiment
             f"{directory} holds no trained model (stl/, mtl/, an architecture's folder or transfer-*/)"
         )
     results: dict[str, dict[str, dict[str, float]]] = {}
-    size = input_size(config, data)
-    encoder = build_encoder(config, size)
+    size, shape = input_size(config, data), input_shape(config, data)
+    encoder = build_encoder(config, size, shape)
     all_tasks = {task.name: task for task in build_tasks(config, data, encoder.out_features)}
     for entry in saved:
         if not entry.path.is_file():
@@ -659,7 +716,7 @@ def _evaluate_folder(directory: Path, config: ExperimentConfig, data: Experiment
             hint = " (training did not finish: run `multitask train CONFIG --resume`)" if partial else ""
             raise CheckpointError(f"missing {entry.path}{hint}")
         tasks = [all_tasks[name] for name in entry.task_names]
-        model = build_model(config, entry.architecture or _architecture(config, entry.method), size)(tasks)
+        model = build_model(config, entry.architecture or _architecture(config, entry.method), size, shape)(tasks)
         model.load_state_dict(load_checkpoint(entry.path)["model"])
         trainer = Trainer(model, tasks, progress=False, device=config.training.device)
         evaluation = trainer.evaluate(_of_tasks(dataset, entry.task_names))
@@ -679,6 +736,30 @@ def _of_tasks(dataset: Data, names: Sequence[str]) -> Data:
     if isinstance(dataset, Mapping) and all(isinstance(value, ArrayDataset) for value in dataset.values()):
         return {name: dataset[name] for name in names if name in dataset}
     return dataset
+
+
+def _mtan(config: ExperimentConfig, trunk: Encoder, tasks: Sequence[Task], in_shape: Sequence[int] | None) -> MTAN:
+    """MTAN over the stages of the config's `ConvNet`; each head reads its task's last feature map as the encoder
+    reads the shared one (flattened or averaged), then its MLP."""
+    if not isinstance(trunk, ConvNet):
+        raise ConfigError(
+            f"mtan attends over a convolutional encoder's stages; model.encoder is {type(trunk).__name__}"
+        )
+    if in_shape is None:
+        raise ConfigError("mtan needs the input images' shape (C, H, W) to size its attention modules")
+    specs = {task.name: task.head for task in config.tasks}
+    readout: list[nn.Module] = [nn.Flatten()] if trunk.readout == "flatten" else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    pooled = [  # each head reads its task's last attended map the way the encoder reads the shared one
+        dataclasses.replace(
+            task,
+            head=nn.Sequential(
+                *copy.deepcopy(readout),
+                MLP(trunk.read_width, specs[task.name].hidden, _out_features(task.head), specs[task.name].dropout),
+            ),
+        )
+        for task in tasks
+    ]
+    return MTAN(list(trunk.stages), pooled, in_shape=in_shape, input_key=config.data.input_key)
 
 
 def _out_features(head: nn.Module) -> int:

@@ -1,10 +1,12 @@
-"""The benchmark encoders: LeNet's trunk and the recommender tower map their inputs to the stated widths."""
+"""The encoders: LeNet's trunk, the configurable ConvNet and the recommender tower map inputs to the stated widths."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from multitask.models import LeNet, RecommenderEncoder
+from multitask.errors import ConfigError
+from multitask.models import ConvNet, LeNet, RecommenderEncoder
 
 
 def test_lenet_maps_28x28_images_to_its_width() -> None:
@@ -20,3 +22,30 @@ def test_recommender_encoder_joins_embeddings_and_side_features() -> None:
     output.sum().backward()
     assert encoder.users.weight.grad is not None
     assert set(encoder.users.weight.grad.abs().sum(dim=1).nonzero().flatten().tolist()) <= {0, 4}
+
+
+def test_convnet_reads_out_by_averaging_or_flattening_the_last_map() -> None:
+    images = torch.rand(3, 1, 28, 28)
+    averaged = ConvNet(1, [4, 6], hidden=[5])
+    assert averaged(images).shape == (3, 5) and averaged.out_features == 5 and averaged.read_width == 6
+    flat = ConvNet(1, [4, 6], readout="flatten", in_size=(28, 28))
+    assert flat.map_shape == (6, 7, 7) and flat(images).shape == (3, 6 * 7 * 7) == (3, flat.out_features)
+    # the same blob moved sideways: the average read-out cannot tell, the flattened one can
+    blob = torch.zeros(1, 1, 28, 28)
+    blob[..., 10:18, 10:14] = 1.0
+    moved = blob.roll(shifts=8, dims=3)
+    for readout, same in (("average", True), ("flatten", False)):
+        net = ConvNet(1, [4], pool=False, batch_norm=False, readout=readout, in_size=(28, 28)).eval()
+        with torch.no_grad():
+            assert torch.allclose(net(blob), net(moved)) is same
+
+
+def test_convnet_refuses_bad_shapes() -> None:
+    with pytest.raises(ConfigError, match="odd"):
+        ConvNet(1, [4], kernel=4)
+    with pytest.raises(ConfigError, match="in_size"):
+        ConvNet(1, [4], readout="flatten")
+    with pytest.raises(ConfigError, match="leave nothing"):
+        ConvNet(1, [4, 4, 4], readout="flatten", in_size=(4, 4))
+    with pytest.raises(ConfigError, match="positive"):
+        ConvNet(1, [])

@@ -7,7 +7,7 @@ from multitask.models._base import MultiTaskModel
 from multitask.models._coupled import CoupledNetworks
 from multitask.models._cross_stitch import CrossStitch
 from multitask.models._dselect_k import DSelectK
-from multitask.models._encoders import LeNet, RecommenderEncoder
+from multitask.models._encoders import ConvNet, LeNet, RecommenderEncoder
 from multitask.models._hard import HardSharing
 from multitask.models._mlp import MLP
 from multitask.models._mmoe import MMoE
@@ -21,6 +21,7 @@ __all__ = [
     "MLP",
     "MTAN",
     "PLE",
+    "ConvNet",
     "CoupledNetworks",
     "CrossStitch",
     "DSelectK",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from multitask.errors import ConfigError
 from multitask.models._mlp import MLP
 
 
@@ -47,3 +48,95 @@ class RecommenderEncoder(nn.Module):
     def forward(self, user: Tensor, item: Tensor, user_features: Tensor, item_features: Tensor) -> Tensor:
         joined = torch.cat([self.users(user), self.items(item), user_features, item_features], dim=1)
         return self.mlp(joined)  # type: ignore[no-any-return]
+
+
+class ConvNet(nn.Module):
+    """Convolution stages, then the last feature map pooled or flattened, then an optional MLP: a trunk for images.
+
+    Stage ``i``: ``Conv2d(c_{i−1}, c_i, k, padding=k // 2) → BatchNorm2d → ReLU → MaxPool2d(2)`` (batch
+    norm and pooling optional). The stages are kept apart (`stages`) so that models that work on
+    feature maps, such as `MTAN`, can use them as their backbone blocks. ``readout="average"``
+    averages the last map over space (any image size; where an object is is lost), ``"flatten"``
+    keeps every position (as LeNet does; needs ``in_size``, e.g. to tell MultiMNIST's left digit
+    from the right one). Input ``[N, C, H, W]``; output ``[N, hidden[-1]]``, or the read-out width
+    without hidden layers.
+
+    Args:
+        in_channels: Channels of the input images.
+        channels: Output channels of each stage (at least one).
+        kernel: Odd kernel size of every convolution.
+        pool: Halve the resolution after each stage.
+        batch_norm: Batch normalisation after each convolution.
+        hidden: Hidden layer sizes of the MLP after the read-out.
+        dropout: Dropout after each hidden layer.
+        readout: ``"average"`` (global average pooling) or ``"flatten"``.
+        in_size: The input images' ``(H, W)``; required by ``readout="flatten"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        *,
+        kernel: int = 3,
+        pool: bool = True,
+        batch_norm: bool = True,
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
+        readout: str = "average",
+        in_size: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        if readout not in ("average", "flatten"):
+            raise ConfigError(f"ConvNet: readout must be 'average' or 'flatten'; got {readout!r}")
+        if readout == "flatten" and (in_size is None or len(in_size) != 2 or min(in_size) < 1):
+            raise ConfigError(f"ConvNet: readout 'flatten' needs the input's (H, W) as in_size; got {in_size!r}")
+        if not channels or in_channels < 1 or any(c < 1 for c in channels):
+            raise ConfigError(f"ConvNet: needs positive in_channels and channels; got {in_channels}, {list(channels)}")
+        if kernel < 1 or kernel % 2 == 0:
+            raise ConfigError(f"ConvNet: kernel must be a positive odd size (same padding); got {kernel}")
+        stages: list[nn.Module] = []
+        previous = in_channels
+        for width in channels:
+            layers: list[nn.Module] = [nn.Conv2d(previous, width, kernel, padding=kernel // 2)]
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU())
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+            stages.append(nn.Sequential(*layers))
+            previous = width
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = previous
+        self.readout = readout
+        if readout == "flatten":
+            assert in_size is not None
+            self.map_shape = self._map_shape(in_channels, (int(in_size[0]), int(in_size[1])))
+            width = self.map_shape[0] * self.map_shape[1] * self.map_shape[2]
+            if width == 0:
+                raise ConfigError(f"ConvNet: {len(stages)} stages leave nothing of a {tuple(in_size)} image")
+            read: list[nn.Module] = [nn.Flatten()]
+        else:
+            width, read = previous, [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.read_width = width
+        self.project = nn.Sequential(*read, MLP(width, list(hidden), None, dropout))
+        self.out_features: int = hidden[-1] if hidden else width
+
+    def _map_shape(self, in_channels: int, size: tuple[int, int]) -> tuple[int, int, int]:
+        """The last stage's output shape ``(C, H, W)`` for an input of ``size`` (one probe in evaluation mode)."""
+        self.eval()
+        try:
+            with torch.no_grad():
+                x = torch.zeros(1, in_channels, *size)
+                for stage in self.stages:
+                    x = stage(x)
+        except RuntimeError as error:  # a pooled map smaller than the pooling window
+            raise ConfigError(f"ConvNet: {len(self.stages)} stages leave nothing of a {size} image: {error}") from None
+        finally:
+            self.train()
+        return (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return self.project(x)  # type: ignore[no-any-return]
