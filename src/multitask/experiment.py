@@ -46,11 +46,12 @@ from multitask.config import (
     MovieReviewsDataConfig,
     MultiMnistDataConfig,
     NewsgroupDataConfig,
+    NYUv2DataConfig,
     ParetoConfig,
     load_config,
 )
 from multitask.data._dataset import ArrayDataset
-from multitask.data._mtdata import MultiTaskData
+from multitask.data._mtdata import MultiTaskData, TaskInfo
 from multitask.data._tabular import TabularData, load_tabular
 from multitask.errors import CheckpointError, ConfigError, DataError
 from multitask.models import (
@@ -91,6 +92,12 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         return _config_tasks(_load_multi_input(config), config)
     if isinstance(config.data, MultiMnistDataConfig):
         return _config_tasks(_load_images(config.data, config.seed), config)
+    if isinstance(config.data, NYUv2DataConfig):
+        from multitask.data._nyuv2 import load_nyuv2
+
+        spec = config.data
+        nyuv2 = load_nyuv2(spec.root, val_fraction=spec.val_fraction, seed=config.seed, num_threads=spec.num_threads)
+        return _config_tasks(nyuv2, config)
     if isinstance(config.data, CensusDataConfig):
         from multitask.data._census import load_census_income
 
@@ -200,14 +207,62 @@ def input_size(config: ExperimentConfig, data: ExperimentData) -> int:
     return data.num_features
 
 
-def build_tasks(config: ExperimentConfig, data: ExperimentData, in_features: int) -> list[Task]:
-    """One `Task` per config entry, each with an MLP head on the encoder's output."""
+def build_tasks(
+    config: ExperimentConfig, data: ExperimentData, in_features: int, in_shape: Sequence[int] | None = None
+) -> list[Task]:
+    """One `Task` per config entry, each with a head on the encoder's output.
+
+    Heads are MLPs on a feature vector; on a ``cnn`` encoder's feature maps (``readout: none``), per-sample
+    heads average the map first and dense heads are convolutions upsampled to the input's ``(H, W)``
+    (``in_shape[1:]``). A dense task without its own loss or metrics takes the dataset's suggestions (NYUv2's
+    normals: the cosine loss and the angle metrics).
+    """
+    encoder = config.model.encoder
+    maps = isinstance(encoder, CNNConfig) and encoder.readout == "none"
+    info = data.task_info if isinstance(data, MultiTaskData) else {}
     tasks = []
     for spec in config.tasks:
-        outputs = len(data.classes[spec.name]) if spec.kind == "multiclass" else 1
-        head = MLP(in_features, spec.head.hidden, outputs, spec.head.dropout)
-        tasks.append(Task(spec.name, head, spec.kind, loss=spec.loss, metrics=spec.metrics))
+        suggested = info.get(spec.name)
+        if spec.kind == "multiclass":
+            outputs = len(data.classes[spec.name]) if spec.name in data.classes else _suggested_outputs(suggested)
+        else:
+            outputs = _suggested_outputs(suggested) if spec.dense else 1
+        loss, metrics = spec.loss, spec.metrics
+        if spec.dense:
+            if in_shape is None or len(in_shape) != 3:
+                raise ConfigError(f"task {spec.name}: a dense head needs the input images' (C, H, W); got {in_shape}")
+            head: nn.Module = _dense_head(in_features, spec.head.hidden, outputs, in_shape[1:])
+            if suggested is not None:
+                loss = loss or suggested.loss
+                metrics = metrics or (list(suggested.metrics) if suggested.metrics else None)
+        elif maps:
+            mlp = MLP(in_features, spec.head.hidden, outputs, spec.head.dropout)
+            head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), mlp)
+        else:
+            head = MLP(in_features, spec.head.hidden, outputs, spec.head.dropout)
+        tasks.append(Task(spec.name, head, spec.kind, loss=loss, metrics=metrics, dense=spec.dense))
     return tasks
+
+
+def _suggested_outputs(info: TaskInfo | None) -> int:
+    if info is None:
+        raise ConfigError("the data does not say how many outputs this task has")
+    return info.num_outputs
+
+
+def _dense_head(in_channels: int, hidden: Sequence[int], outputs: int, size: Sequence[int]) -> nn.Sequential:
+    """``[3×3 conv, ReLU] × len(hidden)``, a 1×1 convolution to ``outputs`` channels, bilinear upsampling to
+    ``size``: a dense head on a feature map."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for width in hidden:
+        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
+        channels = width
+    layers += [
+        nn.Conv2d(channels, outputs, 1),
+        nn.Upsample(size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False),
+    ]
+    return nn.Sequential(*layers)
 
 
 def build_encoder(config: ExperimentConfig, num_features: int, in_shape: Sequence[int] | None = None) -> Encoder:
@@ -447,7 +502,7 @@ class _Runs:
         self.size = input_size(config, data)
         self.shape = input_shape(config, data)
         self.encoder = build_encoder(config, self.size, input_shape(config, data))
-        self.tasks = build_tasks(config, data, self.encoder.out_features)
+        self.tasks = build_tasks(config, data, self.encoder.out_features, input_shape(config, data))
         self.options = trainer_options(config, progress)
 
     def compare(self, seed: int, folder: Path) -> Comparison:
@@ -709,7 +764,7 @@ def _evaluate_folder(directory: Path, config: ExperimentConfig, data: Experiment
     results: dict[str, dict[str, dict[str, float]]] = {}
     size, shape = input_size(config, data), input_shape(config, data)
     encoder = build_encoder(config, size, shape)
-    all_tasks = {task.name: task for task in build_tasks(config, data, encoder.out_features)}
+    all_tasks = {task.name: task for task in build_tasks(config, data, encoder.out_features, shape)}
     for entry in saved:
         if not entry.path.is_file():
             partial = list_checkpoints(entry.path.parent / "checkpoints")
@@ -747,6 +802,8 @@ def _mtan(config: ExperimentConfig, trunk: Encoder, tasks: Sequence[Task], in_sh
         )
     if in_shape is None:
         raise ConfigError("mtan needs the input images' shape (C, H, W) to size its attention modules")
+    if trunk.readout == "none":  # the heads read feature maps: a task's last attended map has the shared map's shape
+        return MTAN(list(trunk.stages), tasks, in_shape=in_shape, input_key=config.data.input_key)
     specs = {task.name: task.head for task in config.tasks}
     readout: list[nn.Module] = [nn.Flatten()] if trunk.readout == "flatten" else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     pooled = [  # each head reads its task's last attended map the way the encoder reads the shared one

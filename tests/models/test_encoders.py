@@ -40,6 +40,13 @@ def test_convnet_reads_out_by_averaging_or_flattening_the_last_map() -> None:
             assert torch.allclose(net(blob), net(moved)) is same
 
 
+def test_convnet_can_return_its_feature_map_for_dense_heads() -> None:
+    net = ConvNet(3, [4, 5], readout="none")
+    assert net(torch.rand(2, 3, 16, 12)).shape == (2, 5, 4, 3) and net.out_features == 5
+    with pytest.raises(ConfigError, match="hidden layers need a read-out"):
+        ConvNet(3, [4], readout="none", hidden=[8])
+
+
 def test_convnet_refuses_bad_shapes() -> None:
     with pytest.raises(ConfigError, match="odd"):
         ConvNet(1, [4], kernel=4)

@@ -58,8 +58,9 @@ class ConvNet(nn.Module):
     feature maps, such as `MTAN`, can use them as their backbone blocks. ``readout="average"``
     averages the last map over space (any image size; where an object is is lost), ``"flatten"``
     keeps every position (as LeNet does; needs ``in_size``, e.g. to tell MultiMNIST's left digit
-    from the right one). Input ``[N, C, H, W]``; output ``[N, hidden[-1]]``, or the read-out width
-    without hidden layers.
+    from the right one), ``"none"`` returns the last feature map ``[N, c_L, h, w]`` itself (for dense
+    heads; no hidden layers). Input ``[N, C, H, W]``; output ``[N, hidden[-1]]``, or the read-out
+    width without hidden layers.
 
     Args:
         in_channels: Channels of the input images.
@@ -69,7 +70,7 @@ class ConvNet(nn.Module):
         batch_norm: Batch normalisation after each convolution.
         hidden: Hidden layer sizes of the MLP after the read-out.
         dropout: Dropout after each hidden layer.
-        readout: ``"average"`` (global average pooling) or ``"flatten"``.
+        readout: ``"average"`` (global average pooling), ``"flatten"`` or ``"none"`` (the feature map).
         in_size: The input images' ``(H, W)``; required by ``readout="flatten"``.
     """
 
@@ -87,8 +88,10 @@ class ConvNet(nn.Module):
         in_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        if readout not in ("average", "flatten"):
-            raise ConfigError(f"ConvNet: readout must be 'average' or 'flatten'; got {readout!r}")
+        if readout not in ("average", "flatten", "none"):
+            raise ConfigError(f"ConvNet: readout must be 'average', 'flatten' or 'none'; got {readout!r}")
+        if readout == "none" and hidden:
+            raise ConfigError("ConvNet: readout 'none' returns the feature map; hidden layers need a read-out")
         if readout == "flatten" and (in_size is None or len(in_size) != 2 or min(in_size) < 1):
             raise ConfigError(f"ConvNet: readout 'flatten' needs the input's (H, W) as in_size; got {in_size!r}")
         if not channels or in_channels < 1 or any(c < 1 for c in channels):
@@ -116,6 +119,8 @@ class ConvNet(nn.Module):
             if width == 0:
                 raise ConfigError(f"ConvNet: {len(stages)} stages leave nothing of a {tuple(in_size)} image")
             read: list[nn.Module] = [nn.Flatten()]
+        elif readout == "none":
+            width, read = previous, [nn.Identity()]
         else:
             width, read = previous, [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.read_width = width
