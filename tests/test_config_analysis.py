@@ -103,21 +103,26 @@ def _write_factor_csv(path: Path, rows: int, seed: int) -> None:
             writer.writerow([f"{z:.4f}" for z in x] + [f"{t + rng.gauss(0, 0.3):.4f}" for t in targets])
 
 
-def test_groups_from_the_lookahead_affinity_are_trained_and_compared(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _factor_config(tmp_path: Path, metric: str, **sections: object) -> Path:
+    """A config of the four factor tasks (`_write_factor_csv`), with ``sections`` replacing its own."""
     _write_factor_csv(tmp_path / "train.csv", 300, 0)
     _write_factor_csv(tmp_path / "test.csv", 150, 1)
     config = {
         "data": {"type": "csv", "train": "train.csv", "test": "test.csv", "numeric": [f"x{i}" for i in range(8)]},
-        "tasks": [{"name": name, "kind": "regression", "metrics": ["mse"]} for name in ("a0", "a1", "b0", "b1")],
+        "tasks": [{"name": name, "kind": "regression", "metrics": [metric]} for name in ("a0", "a1", "b0", "b1")],
         "model": {"encoder": {"hidden": [8]}},
         "training": {"epochs": 3, "batch_size": 32, "optimizer": {"lr": 0.01}},
-        "analysis": {"affinity_every": 2, "groups": {"num_groups": 2}, "report": False},
-    }
+    } | sections
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "config.yaml"
+
+
+def test_groups_from_the_lookahead_affinity_are_trained_and_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    analysis = {"affinity_every": 2, "groups": {"num_groups": 2}, "report": False}
     output = tmp_path / "run"
-    assert main(["train", str(tmp_path / "config.yaml"), "--output", str(output)]) == 0
+    assert main(["train", str(_factor_config(tmp_path, "mse", analysis=analysis)), "--output", str(output)]) == 0
     grouping = json.loads((output / "groups" / "grouping.json").read_text())
     assert sorted(map(sorted, grouping["groups"])) == [["a0", "a1"], ["b0", "b1"]]  # the two latent factors
     results = _results(output / "results.csv")
@@ -176,19 +181,16 @@ def test_bad_analysis_settings_are_refused_before_training(
 def test_a_linear_model_joins_the_comparison_with_its_selected_features_and_task_clusters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _write_factor_csv(tmp_path / "train.csv", 300, 0)
-    _write_factor_csv(tmp_path / "test.csv", 150, 1)
-    config = {
-        "data": {"type": "csv", "train": "train.csv", "test": "test.csv", "numeric": [f"x{i}" for i in range(8)]},
-        "tasks": [{"name": name, "kind": "regression", "metrics": ["r2"]} for name in ("a0", "a1", "b0", "b1")],
-        "compare": {"methods": ["stl", "linear"]},
-        "linear": {"penalty": "l21", "params": {"alpha": 0.1}, "clusters": 2},
-        "training": {"epochs": 1},
-        "analysis": {"report": False},
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    path = _factor_config(
+        tmp_path,
+        "r2",
+        compare={"methods": ["stl", "linear"]},
+        linear={"penalty": "l21", "params": {"alpha": 0.1}, "clusters": 2},
+        training={"epochs": 1},
+        analysis={"report": False},
+    )
     output = tmp_path / "run"
-    assert main(["train", str(tmp_path / "config.yaml"), "--output", str(output)]) == 0
+    assert main(["train", str(path), "--output", str(output)]) == 0
     saved = json.loads((output / "linear" / "linear.json").read_text())
     assert sorted(saved["selection"]["selected"]) == ["x0", "x1", "x2", "x3"]  # the two factors' features only
     assert saved["clusters"]["a0"] == saved["clusters"]["a1"] != saved["clusters"]["b0"] == saved["clusters"]["b1"]
