@@ -464,11 +464,11 @@ def run_experiment(
     _check_run_dir(directory, saved, resume, overwrite)
     data = load_data(config)  # before the folder is written: a data error leaves no half-made run
     distributed = Distributed.from_environment()  # under torchrun: rank 0 prepares the folder, the others wait
-    analysis = config.analysis
-    if distributed is not None and (analysis.seeds or analysis.pareto or analysis.groups):
+    analysis, methods = config.analysis, config.compare.methods
+    if distributed is not None and (analysis.seeds or analysis.pareto or analysis.groups or "linear" in methods):
         raise ConfigError(
-            "analysis.seeds, analysis.pareto and analysis.groups run on one process only (not under torchrun "
-            "or --nproc yet): train them without --nproc"
+            "analysis.seeds, analysis.pareto, analysis.groups and the linear method run on one process only (not "
+            "under torchrun or --nproc yet): train them without --nproc"
         )
     if distributed is None:
         _prepare_run_dir(directory, saved, resume, overwrite)
