@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -28,11 +29,11 @@ def write_csv(path: Path, rows: int, seed: int, missing_every: int = 5) -> None:
             writer.writerow([f"{a:.4f}", f"{b:.4f}", c, y1, y2])
 
 
-@pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    write_csv(tmp_path / "train.csv", 400, 0)
-    write_csv(tmp_path / "test.csv", 150, 1)
-    config = {
+def tiny_config(folder: Path, rows: tuple[int, int] = (400, 150), missing_every: int = 5) -> dict[str, Any]:
+    """The tiny two-task CSV experiment: writes ``train.csv`` and ``test.csv`` in ``folder``, returns the config."""
+    write_csv(folder / "train.csv", rows[0], 0, missing_every)
+    write_csv(folder / "test.csv", rows[1], 1, missing_every)
+    return {
         "name": "tiny",
         "data": {
             "type": "csv",
@@ -50,8 +51,12 @@ def config_path(tmp_path: Path) -> Path:
         "training": {"epochs": 4, "batch_size": 32, "optimizer": {"lr": 0.01}, "checkpoint_every": 5},
         "compare": {"methods": ["stl", "mtl"], "transfer": [["y1", "y2"]]},
     }
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path)))
     return path
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from multitask.cli import main
 from multitask.training.distributed import torchrun_command
-from test_cli import write_csv
+from test_cli import tiny_config
 
 
 def _metrics(run_dir: Path) -> dict[tuple[str, str, str], float]:
@@ -34,23 +34,7 @@ def test_nproc_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 @pytest.mark.slow
 def test_two_processes_write_the_report_of_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_csv(tmp_path / "train.csv", 300, 0, missing_every=4)
-    write_csv(tmp_path / "test.csv", 120, 1, missing_every=4)
-    config = {
-        "name": "tiny",
-        "data": {
-            "type": "csv",
-            "train": "train.csv",
-            "test": "test.csv",
-            "val_fraction": 0.25,
-            "numeric": ["a", "b"],
-            "categorical": ["c"],
-        },
-        "tasks": [
-            {"name": "y1", "kind": "binary", "metrics": ["auc", "accuracy"]},
-            {"name": "y2", "kind": "regression", "metrics": ["r2"]},
-        ],
-        "model": {"encoder": {"hidden": [16, 8]}},
+    config = tiny_config(tmp_path, rows=(300, 120), missing_every=4) | {
         "strategy": {"weighting": "uw", "aggregation": "mgda"},
         "training": {"epochs": 3, "batch_size": 25, "optimizer": {"lr": 0.01}, "checkpoint_every": 4},
         "compare": {"methods": ["stl", "mtl"]},
