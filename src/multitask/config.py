@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -54,19 +55,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _positive_sizes(value: list[int]) -> list[int]:
+    if any(width <= 0 for width in value):
+        raise ValueError(f"layer sizes must be positive; got {value}")
+    return value
+
+
+#: Layer sizes (hidden units, channels): each positive.
+LayerSizes = Annotated[list[int], AfterValidator(_positive_sizes)]
+
+
 class MLPConfig(_Strict):
     """A multi-layer perceptron: hidden layer sizes and dropout."""
 
     type: Literal["mlp"] = "mlp"
-    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    hidden: LayerSizes = Field(default_factory=lambda: [128, 64])
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(width <= 0 for width in value):
-            raise ValueError(f"layer sizes must be positive; got {value}")
-        return value
 
 
 class BagOfEmbeddingsConfig(_Strict):
@@ -77,15 +81,8 @@ class BagOfEmbeddingsConfig(_Strict):
 
     type: Literal["bag_of_embeddings"]
     dim: int = Field(default=64, gt=0)
-    hidden: list[int] = Field(default_factory=lambda: [64])
+    hidden: LayerSizes = Field(default_factory=lambda: [64])
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(width <= 0 for width in value):
-            raise ValueError(f"layer sizes must be positive; got {value}")
-        return value
 
 
 class CNNConfig(_Strict):
@@ -98,20 +95,13 @@ class CNNConfig(_Strict):
     """
 
     type: Literal["cnn"]
-    channels: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    channels: LayerSizes = Field(default_factory=lambda: [16, 32], min_length=1)
     kernel: int = Field(default=3, ge=1)
     pool: bool = True
     batch_norm: bool = True
     readout: Literal["flatten", "average", "none"] = "flatten"
-    hidden: list[int] = Field(default_factory=list)
+    hidden: LayerSizes = Field(default_factory=list)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-
-    @field_validator("channels", "hidden")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(width <= 0 for width in value):
-            raise ValueError(f"layer sizes must be positive; got {value}")
-        return value
 
     @field_validator("kernel")
     @classmethod
