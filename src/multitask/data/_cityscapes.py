@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from multitask.data._cells import IGNORE_INDEX
+from multitask.data._dataset import hold_out
 from multitask.data._images import check_size, read_image, read_label_image, require_dir
 from multitask.data._lazy import LazyDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
@@ -129,11 +129,7 @@ def load_cityscapes(
     train, test = dataset("train"), dataset("val")
     val = None
     if val_fraction:
-        order = torch.from_numpy(np.random.default_rng(seed).permutation(len(train)))
-        held = round(val_fraction * len(train))
-        if not 0 < held < len(train):
-            raise DataError(f"Cityscapes: cannot hold out {val_fraction} of {len(train)} training images")
-        train, val = train.subset(order[held:].sort().values), train.subset(order[:held].sort().values)
+        train, val = hold_out(train, val_fraction, np.random.default_rng(seed), "Cityscapes")
     names = CITYSCAPES_CLASSES if num_classes == 19 else CITYSCAPES_CATEGORIES
     infos = {
         "segmentation": TaskInfo(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -73,3 +73,22 @@ def as_array_dataset(data: ArrayDataset | Mapping[str, Tensor | np.ndarray[Any, 
     if isinstance(data, Mapping):
         return ArrayDataset(**data)
     raise DataError(f"expected an ArrayDataset or a mapping of column name to tensor; got {type(data).__name__}")
+
+
+SplitData = TypeVar("SplitData", bound=ArrayDataset)
+
+
+def hold_out(data: SplitData, fraction: float, rng: np.random.Generator, what: str) -> tuple[SplitData, SplitData]:
+    """``(rest, held_out)``: ``round(fraction · n)`` rows of ``data`` drawn at random with ``rng``, the rest the others.
+
+    Both parts keep the original row order (a lazy dataset stays lazy).
+
+    Raises:
+        DataError: One part would be empty; the message starts with ``what`` (e.g. ``"NYUv2"``).
+    """
+    order = torch.from_numpy(rng.permutation(len(data)))
+    held = round(fraction * len(data))
+    if not 0 < held < len(data):
+        raise DataError(f"{what}: cannot hold out {fraction} of {len(data)} training rows")
+    rest, held_out = data.subset(order[held:].sort().values), data.subset(order[:held].sort().values)
+    return cast(SplitData, rest), cast(SplitData, held_out)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from multitask.data._dataset import ArrayDataset
+from multitask.data._dataset import ArrayDataset, hold_out
 from multitask.data._images import require_dir
 from multitask.data._mtdata import MultiTaskData, TaskInfo
 from multitask.data._tabular import StrPath
@@ -206,12 +206,7 @@ def load_glue(
         encoded = {}
         for split, (texts, labels) in parts.items():
             encoded[split] = ArrayDataset(tokens=encode(texts), **{name: _labels(name, spec, labels, split)})
-        order = torch.from_numpy(rng.permutation(len(encoded["train"])))
-        held = round(val_fraction * len(order))
-        if not 0 < held < len(order):
-            raise DataError(f"GLUE {name}: cannot hold out {val_fraction} of {len(order)} training examples")
-        splits[0][name] = encoded["train"].subset(order[held:].sort().values)
-        splits[1][name] = encoded["train"].subset(order[:held].sort().values)
+        splits[0][name], splits[1][name] = hold_out(encoded["train"], val_fraction, rng, f"GLUE {name}")
         splits[2][name] = encoded["test"]
         if not spec.labels:
             infos[name] = TaskInfo(name, "regression", 1, description="similarity 0-5")

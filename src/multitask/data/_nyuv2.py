@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from multitask.data._cells import IGNORE_INDEX
+from multitask.data._dataset import hold_out
 from multitask.data._images import require_dir
 from multitask.data._lazy import LazyDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
@@ -104,11 +104,7 @@ def load_nyuv2(root: StrPath, *, val_fraction: float = 0.1, seed: int = 0, num_t
     train, test = _split(root / "train", num_threads), _split(root / "val", num_threads)
     val = None
     if val_fraction:
-        order = torch.from_numpy(np.random.default_rng(seed).permutation(len(train)))
-        held = round(val_fraction * len(train))
-        if not 0 < held < len(train):
-            raise DataError(f"NYUv2: cannot hold out {val_fraction} of {len(train)} training images")
-        train, val = train.subset(order[held:].sort().values), train.subset(order[:held].sort().values)
+        train, val = hold_out(train, val_fraction, np.random.default_rng(seed), "NYUv2")
     infos = {
         "segmentation": TaskInfo(
             "segmentation", "multiclass", 13, metrics=("miou", "pixel_accuracy"), dense=True, description="13 classes"
