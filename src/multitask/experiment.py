@@ -501,8 +501,8 @@ class _Runs:
         self.config, self.data, self.resume, self.progress = config, data, resume, progress
         self.size = input_size(config, data)
         self.shape = input_shape(config, data)
-        self.encoder = build_encoder(config, self.size, input_shape(config, data))
-        self.tasks = build_tasks(config, data, self.encoder.out_features, input_shape(config, data))
+        self.encoder = build_encoder(config, self.size, self.shape)
+        self.tasks = build_tasks(config, data, self.encoder.out_features, self.shape)
         self.options = trainer_options(config, progress)
 
     def compare(self, seed: int, folder: Path) -> Comparison:
@@ -749,22 +749,31 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> Comparison:
     dataset = data.test if split == "test" else data.val
     if dataset is None:
         raise ConfigError(f"the run's data has no {split} split")
+    size, shape = input_size(config, data), input_shape(config, data)
+    encoder = build_encoder(config, size, shape)
+    all_tasks = {task.name: task for task in build_tasks(config, data, encoder.out_features, shape)}
     seeds = config.analysis.seeds
     folders = [directory / f"seed-{seed}" for seed in seeds] if seeds else [directory]
-    comparisons = [_evaluate_folder(folder, config, data, dataset) for folder in folders]
+    comparisons = [_evaluate_folder(folder, config, dataset, all_tasks, size, shape) for folder in folders]
     return comparisons[0] if len(comparisons) == 1 else Comparison.mean(comparisons)
 
 
-def _evaluate_folder(directory: Path, config: ExperimentConfig, data: ExperimentData, dataset: Data) -> Comparison:
+def _evaluate_folder(
+    directory: Path,
+    config: ExperimentConfig,
+    dataset: Data,
+    all_tasks: Mapping[str, Task],
+    size: int,
+    shape: tuple[int, ...],
+) -> Comparison:
+    """The saved models of one run folder (one seed's) evaluated on ``dataset``, each rebuilt on ``all_tasks``."""
     saved = _saved_models(directory, config)
-    if not saved and not (directory / "linear" / LINEAR_FILE).is_file():
+    linear_file = directory / "linear" / LINEAR_FILE
+    if not saved and not linear_file.is_file():
         raise CheckpointError(
             f"{directory} holds no trained model (stl/, mtl/, an architecture's folder or transfer-*/)"
         )
     results: dict[str, dict[str, dict[str, float]]] = {}
-    size, shape = input_size(config, data), input_shape(config, data)
-    encoder = build_encoder(config, size, shape)
-    all_tasks = {task.name: task for task in build_tasks(config, data, encoder.out_features, shape)}
     for entry in saved:
         if not entry.path.is_file():
             partial = list_checkpoints(entry.path.parent / "checkpoints")
@@ -779,8 +788,8 @@ def _evaluate_folder(directory: Path, config: ExperimentConfig, data: Experiment
         per_task = results.setdefault(entry.method, {})
         served = {t: ms for t, ms in evaluation.items() if t in serves}
         per_task.update({t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in served.items()})
-    if (directory / "linear" / LINEAR_FILE).is_file():
-        linear = LinearRun.read(directory / "linear")
+    if linear_file.is_file():
+        linear = LinearRun.read(linear_file)
         results["linear"] = linear.evaluate(dataset, [all_tasks[name] for name in linear.task_names])
     directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in all_tasks.values()}
     return Comparison(results, directions)
