@@ -645,8 +645,7 @@ class _Runs:
                 metric=chosen,
                 stch_options={"mu": spec.mu} if spec.mu is not None else None,
                 model=model,
-                # the compared methods' points; the linear model is renamed apart from linear scalarisation's front
-                others={m if m != "linear" else "linear model": v for m, v in others.items() if len(v) == len(chosen)},
+                others={m: v for m, v in others.items() if len(v) == len(chosen)},
                 input_key=config.data.input_key,
                 seed=seed,
                 run_dir=folder,

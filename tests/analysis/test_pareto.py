@@ -90,7 +90,7 @@ def test_sweep_on_the_conflicting_pair_trades_one_task_for_the_other() -> None:
         None,
         test,
         preferences=[(0.9, 0.1), (0.1, 0.9)],
-        others={"one point": {"a0": 2.0, "adv": 2.0}},
+        others={"one point": {"a0": 2.0, "adv": 2.0}, "linear": {"a0": 1.5, "adv": 2.5}},
         max_epochs=10,
         batch_size=10,
         lr=1e-2,
@@ -102,5 +102,6 @@ def test_sweep_on_the_conflicting_pair_trades_one_task_for_the_other() -> None:
         assert favour_a0["a0"] < favour_adv["a0"] and favour_adv["adv"] < favour_a0["adv"], method
         assert front.hypervolume(method) > 0
     assert front.point_hypervolume("one point") >= 0
+    assert set(front.others) == {"one point", "linear (point)"}  # a point named like a swept method is told apart
     with pytest.raises(ConfigError, match="two or three"):
         pareto_sweep(problem.encoder(), problem.tasks(), train, None, test)

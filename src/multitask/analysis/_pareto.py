@@ -266,7 +266,8 @@ def pareto_sweep(
     every Pareto-optimal point, non-convex parts included. Each run uses ``encoder`` (hard sharing)
     or ``model(tasks)``, the same initial weights (``seed``) and budget; the metrics are read on
     ``test`` (``val`` when there is no test split). ``others`` adds other methods' single points to
-    the plot, e.g. ``comparison.results["mtl"]`` flattened to ``{task: value}``.
+    the plot, e.g. ``comparison.results["mtl"]`` flattened to ``{task: value}``; a label that names a
+    swept method (a ``linear`` model's point beside the ``linear`` front) becomes ``"linear (point)"``.
 
     Args:
         preferences: The vectors (default `preference_grid` with ``resolution``).
@@ -304,7 +305,8 @@ def pareto_sweep(
         [t.name for t in tasks],
         chosen,
         {t.name: t.metric_fns[chosen[t.name]].higher_is_better for t in tasks},
-        others={k: dict(v) for k, v in (others or {}).items()},
+        # a single point named like a sweep method (e.g. a linear model beside linear scalarisation) is told apart
+        others={(f"{k} (point)" if k in methods else k): dict(v) for k, v in (others or {}).items()},
     )
     base = Path(run_dir) if run_dir is not None else None
     for method in methods:
