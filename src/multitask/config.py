@@ -174,6 +174,7 @@ class CensusDataConfig(_Strict):
 
     multi_input: ClassVar[bool] = False
     input_key: ClassVar[str] = "x"
+    images: ClassVar[bool] = False
     type: Literal["census_income"]
     max_train_samples: int | None = Field(default=None, gt=0)
 
@@ -183,6 +184,7 @@ class CSVDataConfig(_Strict):
 
     multi_input: ClassVar[bool] = False
     input_key: ClassVar[str] = "x"
+    images: ClassVar[bool] = False
     type: Literal["csv"]
     train: Path
     val: Path | None = None
@@ -216,6 +218,7 @@ class NewsgroupDataConfig(_Strict):
 
     multi_input: ClassVar[bool] = True
     input_key: ClassVar[str] = "x"
+    images: ClassVar[bool] = False
     type: Literal["newsgroup"]
     folder: Path
     features: Literal["tfidf", "counts"] = "tfidf"
@@ -281,6 +284,7 @@ class MovieReviewsDataConfig(_Strict):
 
     multi_input: ClassVar[bool] = True
     input_key: ClassVar[str] = "tokens"
+    images: ClassVar[bool] = False
     type: Literal["movie_reviews"]
     path: Path | None = None
     max_per_task: int | None = Field(default=None, ge=3)
@@ -809,7 +813,7 @@ class ExperimentConfig(_Strict):
         """Encoders that read what the data gives: feature vectors (``mlp``), token ids (``bag_of_embeddings``) or
         images (``cnn``); architectures that can read it (``mtan`` only on images)."""
         tokens = self.data.input_key == "tokens"
-        images = getattr(self.data, "images", False)
+        images = self.data.images
         wanted = "bag_of_embeddings" if tokens else "cnn" if images else "mlp"
         given = {"encoder": self.model.encoder, "private": self.model.private}
         for field, encoder in given.items():

@@ -198,7 +198,7 @@ def input_shape(config: ExperimentConfig, data: ExperimentData) -> tuple[int, ..
 def input_size(config: ExperimentConfig, data: ExperimentData) -> int:
     """What the encoders' input size is: the feature count of ``x``, the vocabulary size for token ids, or the
     channels of images."""
-    if getattr(config.data, "images", False):
+    if config.data.images:
         return input_shape(config, data)[0]
     if config.data.input_key == "tokens":
         if not isinstance(data, MultiTaskData) or "tokens" not in data.num_embeddings:
