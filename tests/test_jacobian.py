@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import pytest
@@ -59,7 +60,7 @@ def test_falls_back_to_a_loop_once_and_says_so() -> None:
     layer = nn.Linear(5, 5)
     features = _NoVmap.apply(layer(torch.randn(8, 5)))
     losses = torch.stack([features[:, 0].pow(2).mean(), features[:, 1].abs().mean(), features.sum()])
-    engine = JacobianEngine()
+    engine = JacobianEngine(batched=True)
     with pytest.warns(RuntimeWarning, match="falling back to a loop"):
         result = engine.jacobian(losses, list(layer.parameters()))
     assert engine.fallback_reason is not None
@@ -100,3 +101,34 @@ def test_a_parameter_no_loss_reaches_gets_a_zero_block_with_the_task_dimension(c
     assert [tuple(b.shape) for b in blocks] == [(2, 3), (2, 4)]
     assert torch.equal(blocks[1], torch.zeros(2, 4))
     torch.testing.assert_close(blocks[0], torch.stack([2 * used.detach(), torch.ones(3)]))
+
+
+def test_the_default_engine_loops_on_cpus_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    from multitask import jacobian as module
+
+    module._reported.discard("cpu")
+    engine = JacobianEngine()
+    with caplog.at_level(logging.INFO, logger="multitask"):
+        assert engine.uses_batched(torch.device("cpu")) is False
+        assert engine.uses_batched(torch.device("cpu")) is False
+    assert [r.getMessage() for r in caplog.records].count(
+        "multitask: per-task gradients on cpu by a loop of T backward passes (the faster choice there; "
+        "JacobianEngine(batched=...) overrides it)"
+    ) == 1
+    assert JacobianEngine(batched=True).uses_batched(torch.device("cpu")) is True
+    with pytest.raises(ConfigError, match="batched must be"):
+        JacobianEngine(batched="yes")  # type: ignore[arg-type]
+
+
+def test_features_first_rows_equal_the_direct_jacobian() -> None:
+    torch.manual_seed(0)
+    trunk, heads = nn.Sequential(nn.Linear(4, 6), nn.Tanh()), [nn.Linear(6, 1) for _ in range(3)]
+    features = trunk(torch.randn(10, 4))
+    losses = torch.stack([head(features).pow(2).mean() for head in heads])
+    parameters = list(trunk.parameters())
+    direct = JacobianEngine(batched=False).gradients(losses, parameters)
+    for batched in (True, False):
+        engine = JacobianEngine(batched=batched, chunk_size=2)
+        pulled = engine.pull_back([features], engine.feature_gradients(losses, [features]), parameters)
+        for a, b in zip(pulled, direct, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

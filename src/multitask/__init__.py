@@ -1,9 +1,11 @@
 """Multi-task learning on PyTorch.
 
 The public surface at a glance: `Task` describes a task, a model from `multitask.models` shares
-parameters between tasks, a `Strategy` (loss weighting, and later gradient aggregation,
-regularisation, adversarial training) turns per-task losses into one update, and `Trainer` runs
-the loop. `multitask.baselines` trains the single-task and transfer baselines to compare against.
+parameters between tasks, a `Strategy` (loss weighting, gradient aggregation, regularisation,
+adversarial training) says how per-task losses become one update, and two functions are the
+seam to any training loop: `task_losses` (the losses ``[T]`` of a step) and `backward` (those
+losses into ``.grad``). `Trainer` runs the loop on them. `multitask.baselines` trains the
+single-task and transfer baselines to compare against.
 `multitask.linear` (regularised linear MTL, scikit-learn estimators) needs no PyTorch: the names
 below are imported lazily, so ``import multitask.linear`` does not load torch.
 """
@@ -14,14 +16,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from multitask._backward import BackwardResult, backward
     from multitask.strategy import Strategy
-    from multitask.tasks import Task
+    from multitask.tasks import Task, TaskLosses, task_losses
     from multitask.training import Trainer
 
-__all__ = ["Strategy", "Task", "Trainer"]
+__all__ = ["BackwardResult", "Strategy", "Task", "TaskLosses", "Trainer", "backward", "task_losses"]
 __version__ = "0.1.0"
 
-_LAZY = {"Strategy": "multitask.strategy", "Task": "multitask.tasks", "Trainer": "multitask.training"}
+_LAZY = {
+    "BackwardResult": "multitask._backward",
+    "Strategy": "multitask.strategy",
+    "Task": "multitask.tasks",
+    "TaskLosses": "multitask.tasks",
+    "Trainer": "multitask.training",
+    "backward": "multitask._backward",
+    "task_losses": "multitask.tasks",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -134,7 +134,7 @@ def _constructs(create: Callable[[str], object], name: str) -> bool:
 def make_strategy(method: str) -> Strategy:
     """The `Strategy` of a multi-task method name (not ``stl``)."""
     if method == "mgda_ub":
-        return Strategy(aggregation=aggregation_methods.create("mgda"), mode="representation")
+        return Strategy(aggregation=aggregation_methods.create("mgda"), on="representation")
     if method in weighting_methods.names():
         return Strategy(weighting=weighting_methods.create(method))
     if method in aggregation_methods.names():

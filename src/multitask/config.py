@@ -31,11 +31,12 @@ from pydantic import (
 from multitask import aggregation, weighting
 from multitask._registry import Registry
 from multitask.adversarial import Adversary, ConstantSchedule, DANNSchedule
-from multitask.aggregation import Aggregator
+from multitask.aggregation import Aggregator, GramianAggregator
 from multitask.aggregation._base import registry as aggregation_registry
 from multitask.errors import ConfigError
+from multitask.jacobian import JacobianEngine
 from multitask.metrics import BUILTIN_DENSE_METRICS, BUILTIN_METRICS
-from multitask.strategy import Strategy
+from multitask.strategy import Strategy, Target
 from multitask.tasks import BUILTIN_DENSE_LOSSES, BUILTIN_LOSSES
 from multitask.weighting import Weighting
 from multitask.weighting._base import registry as weighting_registry
@@ -499,9 +500,21 @@ class StrategyConfig(_Strict):
         """The configured `Strategy` (`ValueError` with one clear message when an argument is wrong)."""
         try:
             adversary = self.adversary.build() if self.adversary is not None else None
-            return Strategy(self.build(), self.build_aggregation(), mode=self.aggregation_mode, adversary=adversary)
+            on: Target = "representation" if self.aggregation_mode == "representation" else "parameters"
+            if self.aggregation_mode == "gramian":
+                aggregation_method = self.build_aggregation()
+                if aggregation_method is not None and not isinstance(aggregation_method, GramianAggregator):
+                    raise ConfigError(
+                        f"{type(aggregation_method).__name__} needs the full Jacobian (it is not a "
+                        "GramianAggregator); use aggregation_mode 'jacobian'"
+                    )
+            return Strategy(self.build(), self.build_aggregation(), on=on, adversary=adversary)
         except ConfigError as error:
             raise ValueError(str(error)) from None
+
+    def engine(self) -> JacobianEngine:
+        """How per-task gradients are computed: ``aggregation_mode: gramian`` makes the update by one more backward."""
+        return JacobianEngine(update_by_backward=self.aggregation_mode == "gramian")
 
     def build_aggregation(self) -> Aggregator | None:
         """The configured aggregator, or None for the plain backward of the weighted sum."""

@@ -404,6 +404,7 @@ def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> d
 
     result: dict[str, Any] = {
         "strategy": config.strategy.strategy(),
+        "engine": config.strategy.engine(),
         "optimizer": make_optimizer,
         "scheduler": scheduler,
         "max_epochs": training.epochs,

@@ -1,7 +1,8 @@
-"""Per-task gradients in one batched autograd pass: the Jacobian ``[T, P]`` or its Gramian ``[T, T]``."""
+"""How per-task gradients are computed: the Jacobian ``[T, P]`` or its Gramian ``[T, T]``, batched or by a loop."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 
@@ -9,6 +10,9 @@ import torch
 from torch import Tensor
 
 from multitask.errors import ConfigError, ShapeError
+
+_log = logging.getLogger("multitask")
+_reported: set[str] = set()  # the default choices already reported in this process
 
 
 class JacobianEngine:
@@ -19,9 +23,19 @@ class JacobianEngine:
 
     The rows come from one vectorised backward pass: ``torch.autograd.grad`` with
     ``is_grads_batched=True`` back-propagates the ``T`` one-hot cotangents at once (vmap over the
-    backward graph), ``chunk_size`` of them at a time to bound memory (None: all ``T``). Some
-    operations have no batching rule; then the engine warns once and switches, for the rest of
-    its life, to a loop of ``T`` ordinary ``autograd.grad`` calls (same result, slower).
+    backward graph), ``chunk_size`` of them at a time to bound memory (None: all ``T``), or from a
+    loop of ``T`` ordinary ``autograd.grad`` calls. By default (``batched=None``) the engine picks
+    the faster one for the device and reports the choice once (``logging``, logger ``"multitask"``):
+    the loop on CPUs, where it is as fast as vmap for linear layers and faster for convolutions
+    (CNN, T = 10: 313 vs 451 ms per step), the batched pass on accelerators. Some operations have
+    no batching rule; then the engine warns once and switches, for the rest of its life, to the
+    loop (same result).
+
+    With a shared representation ``z`` through which every shared parameter reaches the losses
+    (`pull_back`), the Jacobian is computed *features-first*: ``T`` small backward passes through
+    the task heads give ``∂L_t/∂z`` (`feature_gradients`), then one pass through the trunk turns
+    them into the rows ``∂L_t/∂θ = (∂z/∂θ)ᵀ ∂L_t/∂z``. The engine never changes an update, only
+    what it costs (the rows agree to rounding).
 
     A parameter that a task's loss does not depend on gets a zero gradient; a task whose loss
     does not depend on any of the parameters gets a zero row and a warning (it then neither
@@ -29,17 +43,48 @@ class JacobianEngine:
 
     Args:
         chunk_size: Tasks back-propagated per batched pass; None for all at once.
-        batched: Use the batched pass (True) or always loop over the tasks (False).
+        batched: Use the batched pass (True), always loop over the tasks (False), or pick the
+            faster one for the device (None, the default).
+        update_by_backward: For `GramianAggregator` methods (`multitask.backward`): free the
+            Jacobian's blocks as soon as the Gramian is formed and make the update by one more
+            backward pass of ``Σ_t w'_t w_t L_t`` through the shared layers (the former
+            ``mode="gramian"``), instead of as ``w'ᵀ J`` from the kept blocks. Same update.
     """
 
-    def __init__(self, chunk_size: int | None = None, *, batched: bool = True) -> None:
+    def __init__(
+        self, chunk_size: int | None = None, *, batched: bool | None = None, update_by_backward: bool = False
+    ) -> None:
         if chunk_size is not None and (
             isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
         ):
             raise ConfigError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
+        if batched is not None and not isinstance(batched, bool):
+            raise ConfigError(f"batched must be True, False or None (the device's faster choice); got {batched!r}")
         self.chunk_size = chunk_size
         self.batched = batched
+        self.update_by_backward = bool(update_by_backward)
         self.fallback_reason: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"JacobianEngine(chunk_size={self.chunk_size}, batched={self.batched}, "
+            f"update_by_backward={self.update_by_backward})"
+        )
+
+    def uses_batched(self, device: torch.device) -> bool:
+        """Whether per-task gradients on ``device`` come from the batched pass (the default choice is reported once)."""
+        if self.batched is not None:
+            return self.batched
+        choice = device.type != "cpu"
+        if device.type not in _reported:
+            _reported.add(device.type)
+            _log.info(
+                "multitask: per-task gradients on %s by %s (the faster choice there; JacobianEngine(batched=...) "
+                "overrides it)",
+                device.type,
+                "one batched (vmap) backward pass" if choice else "a loop of T backward passes",
+            )
+        return choice
 
     def gradients(
         self,
@@ -67,7 +112,7 @@ class JacobianEngine:
             self.warn_unused(torch.ones(num_tasks, dtype=torch.bool))
             return [torch.zeros(num_tasks, *p.shape, dtype=p.dtype, device=p.device) for p in parameters]
         blocks = None
-        use_batched = self.batched if batched is None else batched
+        use_batched = self.uses_batched(losses.device) if batched is None else batched
         if use_batched and self.fallback_reason is None and num_tasks > 1:
             try:
                 blocks = self._batched(losses, parameters)
@@ -86,6 +131,73 @@ class JacobianEngine:
             nonzero = torch.stack([b.reshape(num_tasks, -1).ne(0).any(dim=1) for b in blocks]).any(dim=0)
             self.warn_unused(~nonzero)
         return blocks
+
+    def feature_gradients(self, losses: Tensor, features: Sequence[Tensor]) -> list[Tensor]:
+        """Blocks ``[T, *z.shape]`` of ``∂ losses[t] / ∂ z`` for each representation ``z`` in ``features``.
+
+        Each task's path from ``z`` to its loss is its head: a loop of ``T`` small backward passes
+        costs less there than one vmapped pass (measured: 11 vs 26 ms, MLP 512, T = 10, CPU).
+        """
+        return self.gradients(losses, features, check_unused=False, batched=False)
+
+    def pull_back(
+        self, features: Sequence[Tensor], cotangents: Sequence[Tensor], parameters: Sequence[Tensor]
+    ) -> list[Tensor]:
+        """Jacobian blocks ``[T, *p.shape]`` from the feature gradients: row ``t`` is ``Σ_k (∂z_k/∂θ)ᵀ C_k[t]``.
+
+        ``cotangents[k]`` is ``[T, *features[k].shape]`` (e.g. from `feature_gradients`). Exact when
+        every parameter reaches the losses only through ``features`` (a shared encoder's output).
+        One batched pass through the trunk, or ``T`` ordinary ones (see ``batched``); the graph is retained.
+        """
+        if not parameters:
+            raise ConfigError("no shared parameters to differentiate: the model has none that require grad")
+        num_tasks = cotangents[0].shape[0]
+        device = cotangents[0].device
+        if self.uses_batched(device) and self.fallback_reason is None and num_tasks > 1:
+            size = self.chunk_size or num_tasks
+            try:
+                parts = []
+                for start in range(0, num_tasks, size):
+                    grads = torch.autograd.grad(
+                        list(features),
+                        list(parameters),
+                        grad_outputs=[c[start : start + size] for c in cotangents],
+                        retain_graph=True,
+                        allow_unused=True,
+                        materialize_grads=True,
+                        is_grads_batched=True,
+                    )
+                    count = min(size, num_tasks - start)
+                    parts.append(
+                        [
+                            g if g.dim() == p.dim() + 1 else g.new_zeros(count, *p.shape)
+                            for g, p in zip(grads, parameters, strict=True)
+                        ]
+                    )
+                if len(parts) == 1:
+                    return parts[0]
+                return [torch.cat([part[k] for part in parts]) for k in range(len(parameters))]
+            except RuntimeError as error:
+                self.fallback_reason = str(error).split("\n")[0]
+                warnings.warn(
+                    "batched per-task gradients failed (an operation in the model has no vmap rule): "
+                    f"{self.fallback_reason!r}; falling back to a loop of {num_tasks} autograd.grad calls "
+                    "(correct but slower; this message is shown once)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        rows = [
+            torch.autograd.grad(
+                list(features),
+                list(parameters),
+                grad_outputs=[c[t] for c in cotangents],
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+            for t in range(num_tasks)
+        ]
+        return [torch.stack([row[k] for row in rows]) for k in range(len(parameters))]
 
     def jacobian(self, losses: Tensor, parameters: Sequence[Tensor]) -> Tensor:
         """``J [T, P]``: row ``t`` is ``∇ losses[t]`` w.r.t. ``parameters``, flattened and concatenated in order."""

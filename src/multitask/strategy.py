@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,17 +17,21 @@ from multitask.regularizers import Regularizer
 from multitask.weighting import EW, StepContext, Weighting
 
 AggregationMode = Literal["jacobian", "gramian", "representation"]
+Target = Literal["parameters", "representation"]
 
 
 class Strategy(nn.Module):
     """Composes the parts of an update rule, each optional, as ``optax.chain`` composes transforms.
 
+    A strategy says *what* the update is; `multitask.backward` (which the Trainer calls) turns it
+    into ``.grad``, and its `multitask.jacobian.JacobianEngine` says *how* the per-task gradients
+    are computed (batched or by a loop, in chunks, the update from the Jacobian or by one more
+    backward pass), which changes the cost, never the update.
+
     A loss weighting (`multitask.weighting`) turns the losses ``[T]`` into weights and the scalar
-    the Trainer back-propagates (`objective`). A gradient aggregation (`multitask.aggregation`)
-    replaces that scalar's gradient on the model's *shared* parameters by the update the
-    aggregator computes from the per-task Jacobian (`aggregate`), or from its Gramian
-    (`aggregation_weights`, ``mode="gramian"``); the Trainer asks the strategy's `engine` for
-    them and writes the update into ``.grad`` (the strategy never calls ``backward``).
+    to back-propagate (`objective`). A gradient aggregation (`multitask.aggregation`) replaces
+    that scalar's gradient on the model's *shared* parameters by the update the aggregator
+    computes from the per-task Jacobian (`aggregate`), or from its Gramian (`aggregation_weights`).
 
     Composition: the aggregator sees the gradients of the *weighted* losses ``w_t L_t`` (rows
     ``w_t ∇L_t``), with ``w`` the weighting's detached weights; with the default equal weighting
@@ -37,34 +42,39 @@ class Strategy(nn.Module):
     the remaining rows are. The strategy's state (learnable weights, histories, aggregator state)
     is part of its ``state_dict`` and so of every checkpoint.
 
+    Set-up: a strategy must be set up for its tasks (`setup`, or ``tasks=`` here) *before* its
+    parameters are handed to an optimiser: learnable weightings (UW, IMTL-L) and adversaries create
+    their parameters there. `multitask.backward` refuses a strategy that was never set up.
+
     Args:
         weighting: How losses ``[T]`` become one scalar; equal weighting (the sum) by default.
         aggregation: How the task Jacobian ``[T, P]`` becomes the shared parameters' update; None
             (the default) back-propagates the weighting's scalar everywhere.
-        mode: ``"jacobian"`` (default) builds ``J`` and writes the aggregator's update;
-            ``"gramian"`` (only for `GramianAggregator` methods) needs only ``G = J Jᵀ``, then makes
-            the update as one ordinary backward pass of ``Σ_t w'_t w_t L_t``. Same update, less
-            memory for ``[T, P]``, one more backward pass through the shared layers.
-            ``"representation"`` (`GramianAggregator` methods, models exposing their shared
-            representation ``z``, i.e. `HardSharing`) takes the weights from the Gramian of the
-            gradients w.r.t. ``z`` instead of the parameters (cheaper: no per-task pass through
-            the encoder); with `MGDA` this is MGDA-UB (Sener & Koltun, Sec. 3.3), which minimises
-            an upper bound of MGDA's objective. The update is then ``Σ_t w'_t ∇θ (w_t L_t)``.
-        chunk_size: Tasks per batched backward pass when computing ``J`` or ``G`` (None: all).
-        batched: Per-task gradients in one vmapped backward pass (default) or, with False, a loop of
-            ``T`` backward passes: on CPUs the loop is as fast for linear layers and faster for
-            convolutions, whose batched backward also holds ``T`` copies of the activation gradients
-            (see the speed section of the aggregation docs).
+        on: What the aggregator's per-task gradients are taken with respect to. ``"parameters"``
+            (default): the shared parameters, ``J = ∂(w ⊙ L)/∂θ``. ``"representation"``
+            (`GramianAggregator` methods; a model exposing its shared representation ``z``, e.g.
+            `HardSharing`): the weights come from the Gramian of the gradients w.r.t. ``z``
+            (no per-task pass through the encoder); with `MGDA` this is MGDA-UB (Sener & Koltun,
+            Sec. 3.3), which minimises an upper bound of MGDA's objective. The update is then
+            ``Σ_t w'_t ∇θ (w_t L_t)``.
         regularizers: Penalties on parameters (`multitask.regularizers`: L1, L2, L2,1, trace norm).
             A gradient-applied one adds ``α Ω(θ)`` to the objective (with an aggregation its
             gradient is added to the aggregated update of the shared parameters it touches); a
-            proximal one applies its proximal operator after every optimiser step, with the
-            optimiser's learning rate as the step size.
+            proximal one applies its proximal operator after every optimiser step (`after_step`),
+            with the optimiser's learning rate as the step size.
         adversary: A task discriminator played against the model's shared features
             (`multitask.adversarial.Adversary`; multi-input data and a model exposing
             `shared_features`). Its term enters the objective like a parameter penalty (with an
             aggregation, its gradient is added to the shared parameters' update); its discriminator
             and that discriminator's optimiser are part of this strategy's state.
+        tasks: Task names to set the strategy up for now (see `setup`); None leaves it to the caller
+            (the `Trainer` sets it up itself).
+        mode: Deprecated (kept for one release): ``"representation"`` is ``on="representation"``;
+            ``"gramian"`` is ``on="parameters"`` computed with
+            ``JacobianEngine(update_by_backward=True)`` (pass the engine to `multitask.backward`
+            or the Trainer instead).
+        chunk_size: Deprecated: pass ``JacobianEngine(chunk_size=...)`` to `multitask.backward` or the Trainer.
+        batched: Deprecated: pass ``JacobianEngine(batched=...)`` to `multitask.backward` or the Trainer.
     """
 
     def __init__(
@@ -72,11 +82,13 @@ class Strategy(nn.Module):
         weighting: Weighting | None = None,
         aggregation: Aggregator | None = None,
         *,
-        mode: AggregationMode = "jacobian",
-        chunk_size: int | None = None,
-        batched: bool = True,
+        on: Target = "parameters",
         regularizers: Sequence[Regularizer] = (),
         adversary: Adversary | None = None,
+        tasks: Sequence[str] | None = None,
+        mode: AggregationMode | None = None,
+        chunk_size: int | None = None,
+        batched: bool | None = None,
     ) -> None:
         super().__init__()
         if adversary is not None and not isinstance(adversary, Adversary):
@@ -90,21 +102,70 @@ class Strategy(nn.Module):
             raise ConfigError(
                 f"aggregation must be a multitask.aggregation.Aggregator; got {type(aggregation).__name__}"
             )
-        if mode not in ("jacobian", "gramian", "representation"):
-            raise ConfigError(f"mode must be 'jacobian', 'gramian' or 'representation'; got {mode!r}")
-        if mode != "jacobian" and aggregation is not None and not isinstance(aggregation, GramianAggregator):
+        if mode is not None:
+            if mode not in ("jacobian", "gramian", "representation"):
+                raise ConfigError(f"mode must be 'jacobian', 'gramian' or 'representation'; got {mode!r}")
+            warnings.warn(
+                "Strategy(mode=...) is deprecated: use Strategy(on='representation') for the representation, and "
+                "JacobianEngine(update_by_backward=True) passed to multitask.backward or the Trainer for 'gramian'",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            on = "representation" if mode == "representation" else "parameters"
+        if chunk_size is not None or batched is not None:
+            warnings.warn(
+                "Strategy(chunk_size=..., batched=...) is deprecated: pass JacobianEngine(chunk_size, batched=...) "
+                "to multitask.backward or the Trainer",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if on not in ("parameters", "representation"):
+            raise ConfigError(f"on must be 'parameters' or 'representation'; got {on!r}")
+        if (
+            aggregation is not None
+            and not isinstance(aggregation, GramianAggregator)
+            and (on == "representation" or mode == "gramian")
+        ):
             raise ConfigError(
                 f"{type(aggregation).__name__} needs the full Jacobian (it is not a GramianAggregator); "
-                "use mode='jacobian'"
+                "aggregate on='parameters' without update_by_backward"
             )
         self.aggregation = aggregation
-        self.mode: AggregationMode = mode
-        self.engine = JacobianEngine(chunk_size, batched=batched)
+        self.on: Target = on
+        #: The engine the deprecated arguments asked for (None: the caller's, or the default one).
+        self.legacy_engine = (
+            JacobianEngine(chunk_size, batched=batched, update_by_backward=mode == "gramian")
+            if mode == "gramian" or chunk_size is not None or batched is not None
+            else None
+        )
         self.adversary = adversary
+        self.task_names: tuple[str, ...] = ()
+        if tasks is not None:
+            self.setup(tasks)
+
+    @property
+    def mode(self) -> AggregationMode:
+        """The former single switch: ``"representation"``, ``"gramian"`` or ``"jacobian"`` (read-only)."""
+        if self.on == "representation":
+            return "representation"
+        engine = self.legacy_engine
+        return "gramian" if engine is not None and engine.update_by_backward else "jacobian"
+
+    @property
+    def is_set_up(self) -> bool:
+        """True once `setup` has run (the task names are known and learnable state exists)."""
+        return bool(self.task_names)
 
     def setup(self, task_names: Sequence[str]) -> None:
-        """(Re)initialise the parts' state for these tasks; the Trainer calls it before building its optimiser."""
+        """(Re)initialise the parts' state for these tasks; call it before building the optimiser.
+
+        Learnable weightings and adversaries create their parameters here, so an optimiser built
+        before this call would never train them. The Trainer calls it itself.
+        """
+        if isinstance(task_names, str) or not all(isinstance(name, str) for name in task_names):
+            raise ConfigError(f"setup needs a list of task names; got {task_names!r}")
         self.weighting.setup(task_names)
+        self.task_names = tuple(task_names)
         if self.aggregation is not None:
             self.aggregation.setup(len(task_names))
         if self.adversary is not None:

@@ -27,6 +27,7 @@ from multitask.aggregation import (
 )
 from multitask.data import ArrayDataset
 from multitask.errors import ConfigError
+from multitask.jacobian import JacobianEngine
 from multitask.models import MLP, HardSharing
 from multitask.models._base import MultiTaskModel
 from multitask.training import Callback, StepResult
@@ -97,14 +98,14 @@ def test_shared_parameters_get_the_aggregated_update_and_heads_their_own_gradien
 
 
 @pytest.mark.parametrize(
-    ("aggregation", "mode"),
-    [(MGDA(), "jacobian"), (UPGrad(), "jacobian"), (NashMTL(), "jacobian"), (MGDA(), "representation")],
+    ("aggregation", "on"),
+    [(MGDA(), "parameters"), (UPGrad(), "parameters"), (NashMTL(), "parameters"), (MGDA(), "representation")],
     ids=["mgda", "upgrad", "nash_mtl", "mgda_ub"],
 )
-def test_end_to_end_run_reaches_stated_accuracy(aggregation: nn.Module, mode: str) -> None:
+def test_end_to_end_run_reaches_stated_accuracy(aggregation: nn.Module, on: str) -> None:
     data = make_two_task_data()
     train, test = data.subset(torch.arange(900)), data.subset(torch.arange(900, 1200))
-    trainer = _trainer(Strategy(aggregation=aggregation, mode=mode), max_epochs=8, batch_size=32)  # type: ignore[arg-type]
+    trainer = _trainer(Strategy(aggregation=aggregation, on=on), max_epochs=8, batch_size=32)  # type: ignore[arg-type]
     trainer.fit(train)
     results = trainer.evaluate(test)
     assert results["cls"]["accuracy"] > 0.9
@@ -113,13 +114,24 @@ def test_end_to_end_run_reaches_stated_accuracy(aggregation: nn.Module, mode: st
 
 def test_gramian_mode_makes_the_same_update_as_jacobian_mode() -> None:
     data = make_two_task_data(300)
-    first, second = _trainer(Strategy(aggregation=UPGrad())), _trainer(Strategy(aggregation=UPGrad(), mode="gramian"))
+    first = _trainer(Strategy(aggregation=UPGrad()))
+    second = _trainer(Strategy(aggregation=UPGrad()), engine=JacobianEngine(update_by_backward=True))
     first.fit(data)
     second.fit(data)
     for a, b in zip(_parameters(first), _parameters(second), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    with pytest.raises(ConfigError, match="needs the full Jacobian"):
+    with pytest.deprecated_call(), pytest.raises(ConfigError, match="needs the full Jacobian"):
         Strategy(aggregation=GradDrop(), mode="gramian")
+
+
+def test_the_deprecated_mode_argument_maps_to_the_target_and_the_engine() -> None:
+    with pytest.deprecated_call():
+        gramian = Strategy(aggregation=UPGrad(), mode="gramian")
+    assert gramian.on == "parameters" and gramian.mode == "gramian"
+    assert _trainer(gramian).engine.update_by_backward
+    with pytest.deprecated_call():
+        representation = Strategy(aggregation=MGDA(), mode="representation")
+    assert representation.on == "representation" and representation.mode == "representation"
 
 
 @pytest.mark.parametrize("name", names())
@@ -199,7 +211,7 @@ def test_pcgrad_generator_state_is_checkpointed() -> None:
     strategy = Strategy(aggregation=PCGrad(generator=torch.Generator().manual_seed(0)))
     assert "aggregation._extra_state" in strategy.state_dict()
     with pytest.raises(ConfigError):
-        Strategy(aggregation=GradDrop(), mode="gramian")
+        Strategy(aggregation=GradDrop(), on="representation")
 
 
 def test_loss_scaling_path_unscales_the_jacobian_and_lets_the_scaler_skip_overflows() -> None:
@@ -227,7 +239,7 @@ def test_loss_scaling_path_unscales_the_jacobian_and_lets_the_scaler_skip_overfl
 def test_representation_mode_is_mgda_ub_on_the_encoder_output() -> None:
     data = make_two_task_data(200)
     trainer = _trainer(
-        Strategy(aggregation=MGDA(), mode="representation"),
+        Strategy(aggregation=MGDA(), on="representation"),
         batch_size=200,
         optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
     )
@@ -249,7 +261,7 @@ def test_representation_mode_is_mgda_ub_on_the_encoder_output() -> None:
 
 def test_representation_mode_needs_a_gramian_method_and_a_known_representation() -> None:
     with pytest.raises(ConfigError, match="not a GramianAggregator"):
-        Strategy(aggregation=GradDrop(), mode="representation")
+        Strategy(aggregation=GradDrop(), on="representation")
 
     class Opaque(MultiTaskModel):
         def __init__(self) -> None:
@@ -266,7 +278,7 @@ def test_representation_mode_needs_a_gramian_method_and_a_known_representation()
 
     tasks = [Task("cls", nn.Identity(), "binary"), Task("reg", nn.Identity(), "regression")]
     with pytest.raises(ConfigError, match="representation"):
-        Trainer(Opaque(), tasks, strategy=Strategy(aggregation=MGDA(), mode="representation"), progress=False)
+        Trainer(Opaque(), tasks, strategy=Strategy(aggregation=MGDA(), on="representation"), progress=False)
 
 
 def test_the_aggregators_task_weights_are_logged_per_epoch(tmp_path: Path) -> None:
@@ -296,8 +308,9 @@ def test_the_aggregators_task_weights_are_logged_per_epoch(tmp_path: Path) -> No
 def test_the_loop_engine_makes_the_same_update_as_the_batched_one() -> None:
     data = make_two_task_data(300)
     batched = _trainer(Strategy(aggregation=UPGrad()))
-    loop = _trainer(Strategy(aggregation=UPGrad(), batched=False))
-    assert loop.strategy.engine.batched is False
+    batched = _trainer(Strategy(aggregation=UPGrad()), engine=JacobianEngine(batched=True))
+    loop = _trainer(Strategy(aggregation=UPGrad()), engine=JacobianEngine(batched=False))
+    assert loop.engine.batched is False
     batched.fit(data)
     loop.fit(data)
     for a, b in zip(_parameters(batched), _parameters(loop), strict=True):

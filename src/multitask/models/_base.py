@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,11 @@ class MultiTaskModel(nn.Module, ABC):
     """
 
     task_names: tuple[str, ...]
+    #: True when every path from `shared_parameters` to a task's output goes through `shared_features`
+    #: (a shared encoder's output): `multitask.backward` then computes per-task gradients features-first,
+    #: and aggregation ``on="representation"`` is possible. Declared by the model class (HardSharing,
+    #: SharedPrivate), never probed.
+    has_shared_representation: ClassVar[bool] = False
 
     @abstractmethod
     def forward(self, batch: Batch, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:

@@ -36,6 +36,8 @@ class HardSharing(MultiTaskModel):
         {'a': (5, 1), 'b': (5, 3)}
     """
 
+    has_shared_representation = True
+
     def __init__(
         self,
         encoder: nn.Module,

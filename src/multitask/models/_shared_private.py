@@ -50,6 +50,8 @@ class SharedPrivate(MultiTaskModel):
         ((5, 8), torch.Size([]))
     """
 
+    has_shared_representation = True
+
     def __init__(
         self,
         shared: nn.Module,

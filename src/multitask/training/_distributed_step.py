@@ -75,10 +75,6 @@ class DistributedStep:
         """The sum over processes of a tensor a weighting computes (GradNorm's per-task gradients)."""
         return self.distributed.all_reduce(tensor, "weighting")
 
-    def sum_gradients(self) -> None:
-        """Sum the model's gradients over the processes (the loss-weighting path: one flat all-reduce)."""
-        self.distributed.sum_gradients(self.model_parameters)
-
     # ------------------------------------------------------------------ losses
     def global_losses(
         self, losses: Tensor, counts: Mapping[str, int], task_names: Sequence[str]

@@ -15,15 +15,16 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from multitask._backward import BackwardResult, backward
 from multitask.data._loaders import Sampling, Step
-from multitask.errors import CheckpointError, ConfigError, NonFiniteLossError
+from multitask.errors import CheckpointError, ConfigError
+from multitask.jacobian import JacobianEngine
 from multitask.metrics import delta_m, nanmean
 from multitask.models._base import MultiTaskModel
 from multitask.models._shared_private import SharedPrivate
 from multitask.strategy import Strategy
-from multitask.tasks import Task, TaskEvaluation
+from multitask.tasks import Task, TaskEvaluation, task_losses
 from multitask.training import checkpoint as ckpt
-from multitask.training._aggregation_step import AggregationStep
 from multitask.training._data import Data, TaskData
 from multitask.training._distributed_step import Collected, DistributedStep
 from multitask.training._selection import ModelSelection, resolve_monitor
@@ -41,7 +42,6 @@ from multitask.training.callbacks import (
     tensorboard_available,
 )
 from multitask.training.distributed import Distributed
-from multitask.weighting import StepContext
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -52,8 +52,8 @@ class Trainer:
     """Fits a `MultiTaskModel` on its tasks with a `Strategy`; evaluates and predicts.
 
     Each step: forward the step's batches, compute each task's loss over its labelled samples
-    (losses ``[T]``), ask the strategy for the objective (with a `StepContext`: which tasks have
-    labels in the step, the model's shared parameters, epoch and step), back-propagate, clip, step.
+    (`multitask.task_losses`), turn them into ``.grad`` with `multitask.backward` (the one update
+    rule, which a user's own loop calls the same way), clip, step, then ``strategy.after_step``.
     The strategy is set up for the tasks before the optimiser is built, so learnable task weights
     are trained by it; epoch-level strategies get each epoch's mean training losses. After each
     epoch: validate, log, select the best model on ``monitor``, stop early after ``patience`` epochs
@@ -66,6 +66,9 @@ class Trainer:
         model: The multi-task model.
         tasks: Its tasks (names must match the model's).
         strategy: How per-task losses become the update; equal weighting by default.
+        engine: How per-task gradients are computed (`multitask.jacobian.JacobianEngine`: batched or a
+            loop, chunks, the update from the Jacobian or by one more backward pass); default: the
+            faster choice for the device. It changes the cost, never the update.
         optimizer: ``params -> Optimizer``; Adam with ``lr`` by default.
         lr: Learning rate of the default optimizer.
         scheduler: ``optimizer -> LRScheduler``, stepped after every epoch or step (``scheduler_interval``).
@@ -107,6 +110,7 @@ class Trainer:
         tasks: Sequence[Task],
         *,
         strategy: Strategy | None = None,
+        engine: JacobianEngine | None = None,
         optimizer: OptimizerFactory | None = None,
         lr: float = 1e-3,
         scheduler: SchedulerFactory | None = None,
@@ -154,8 +158,14 @@ class Trainer:
         self.tasks = {task.name: task for task in tasks}
         self.task_names = tuple(self.tasks)
         self.strategy = strategy if strategy is not None else Strategy()
+        if self.strategy.on == "representation" and not model.has_shared_representation:
+            raise ConfigError(
+                f"aggregation on='representation' needs a model whose shared representation is known "
+                f"(HardSharing's encoder output); {type(model).__name__} has none: aggregate on='parameters'"
+            )
         self.strategy.setup(self.task_names)  # creates learnable weights before the optimiser collects them
         self.strategy.to(self.device)
+        self.engine = engine if engine is not None else (self.strategy.legacy_engine or JacobianEngine())
         self._shared_parameters = tuple(self.model.shared_parameters())
         adversary = self.strategy.adversary
         if adversary is not None and self.distributed is not None and self.distributed.world_size > 1:
@@ -187,11 +197,9 @@ class Trainer:
         self.mixed_precision = mixed_precision
         self._amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=mixed_precision and self.device.type == "cuda")
-        self._aggregation = (
-            AggregationStep(self.strategy, self.model, self._parameters, len(tasks), on_nonfinite, self.distributed)
-            if self.strategy.aggregation is not None
-            else None
-        )
+        shared_ids = {id(p) for p in self._shared_parameters}
+        self._task_parameters = [p for p in self._parameters if p.requires_grad and id(p) not in shared_ids]
+        self._last_step: BackwardResult | None = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.seed = seed
@@ -214,7 +222,7 @@ class Trainer:
 
     def _default_callbacks(self, progress: bool | None) -> list[Callback]:
         result: list[Callback] = [GateLogger()]  # before the loggers: they add to the epoch's record
-        if self._aggregation is not None:
+        if self.strategy.aggregation is not None:
             result.append(AggregationWeightLogger())
         if self.strategy.adversary is not None or isinstance(self.model, SharedPrivate):
             result.append(AdversaryLogger(self.run_dir if self.is_main_process else None))
@@ -236,7 +244,7 @@ class Trainer:
     @property
     def aggregation_weights(self) -> Tensor | None:
         """The aggregator's task weights ``[T]`` in the last step (methods that act through weights; else None)."""
-        return self._aggregation.last_weights if self._aggregation is not None else None
+        return self._last_step.aggregation_weights if self._last_step is not None else None
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Data, val: Data | None = None, *, resume: bool = False) -> list[dict[str, float]]:
@@ -313,61 +321,53 @@ class Trainer:
 
     def _train_step(self, groups: Step) -> StepResult:
         self.model.train()
-        losses: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
-        representations: list[Tensor] = []
-        shared: list[Tensor] | None = [] if self.strategy.adversary is not None else None
-        capture = self._aggregation.capture_representations if self._aggregation else _no_capture
+        outputs: dict[str, Tensor] = {}
+        batches: dict[str, Mapping[str, Tensor]] = {}
+        features: list[Tensor] = []
+        use_features = self.model.has_shared_representation and bool(self._shared_parameters)
         where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
         forward_rng: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self._distributed_step is not None:
             self._distributed_step.distributed.position = where
             forward_rng = self._distributed_step.forward_rng(self.global_step, self.device)
-        with self._autocast(), capture(representations), forward_rng:
+        with self._autocast(), forward_rng:
             for batch, names in groups:
                 batch = self._to_device(batch)
-                outputs = self.model(batch, names)
-                if shared is not None:
-                    shared.append(self._shared_features(names))
-                for name in names:
-                    losses[name], counts[name] = self.tasks[name].compute_loss(outputs[name].float(), batch)
-        zero = torch.zeros((), device=self.device)
-        loss_vector = torch.stack([losses.get(name, zero).float() for name in self.task_names])
+                outputs.update(self.model(batch, names))
+                batches.update(dict.fromkeys(names, batch))
+                if use_features or self.strategy.adversary is not None:
+                    features.append(self._shared_features(names))
+            losses = task_losses(list(self.tasks.values()), outputs, batches)
+        counts = {name: int(count) for name, count in zip(self.task_names, losses.counts.tolist(), strict=True)}
+        loss_vector = losses.values
         if self._distributed_step is not None:  # global loss values; gradients of this process's share
             loss_vector, values, counts = self._distributed_step.global_losses(loss_vector, counts, self.task_names)
         else:
             values = loss_vector.detach().double().cpu()
         self.optimizer.zero_grad(set_to_none=True)
-        bad = [name for name, value in zip(self.task_names, values.tolist(), strict=True) if not math.isfinite(value)]
-        if bad:
-            if self.on_nonfinite == "raise":
-                raise NonFiniteLossError(
-                    f"non-finite loss for task(s) {bad} at {where}: {self._loss_dict(values, counts)}; "
-                    "lower the learning rate, clip gradients, or pass on_nonfinite='skip'"
-                )
-            return self._skip(values, counts)
         labelled = torch.tensor([counts.get(name, 0) > 0 for name in self.task_names], device=self.device)
-        all_reduce = self._distributed_step.all_reduce if self._distributed_step is not None else None
-        context = StepContext(labelled, self._shared_parameters, self.epoch, self.global_step, all_reduce)
-        objective, weights = self.strategy.objective(loss_vector, context)
-        penalty = self.model.regularization()  # e.g. soft sharing's λ Σ_t ‖b_t‖²
-        strategy_penalty = self.strategy.regularization()  # Strategy(regularizers=[...])
-        if strategy_penalty is not None:
-            penalty = penalty + strategy_penalty
-        if shared is not None:  # the adversarial term: a penalty on the shared features (Strategy(adversary=...))
-            penalty = penalty + self._adversarial_term(shared, groups)
-        if self.distributed is not None:  # each process's share; the gradient sum over processes is the penalty's
-            penalty = penalty / self.distributed.world_size
-        objective = objective + penalty
-        if self._aggregation is None:
-            self.scaler.scale(objective).backward()  # type: ignore[no-untyped-call]
-            if self._distributed_step is not None:
-                self._distributed_step.sum_gradients()
-        elif not self._aggregation.backward(
-            objective, loss_vector * weights, labelled, representations, self.scaler, where, penalty
-        ):
+        representation = [f for f in features if isinstance(f, Tensor)] if use_features else []
+        result = backward(
+            loss_vector,
+            self.strategy,
+            shared_params=self._shared_parameters,
+            task_params=self._task_parameters,
+            features=representation if representation and len(representation) == len(features) else None,
+            present=labelled,
+            penalty=lambda: self._penalty(features, groups),
+            engine=self.engine,
+            scaler=self.scaler,
+            process_group=self.distributed,
+            on_nonfinite=self.on_nonfinite,
+            epoch=self.epoch,
+            step=self.global_step,
+            where=where,
+        )
+        self._last_step = result
+        if not result.applied:
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip(values, counts)
+        weights = result.weights
         if self.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self._parameters, self.grad_clip)
@@ -394,11 +394,23 @@ class Trainer:
         features = self.model.shared_features()
         if features is None:
             raise ConfigError(f"{type(self.model).__name__}.shared_features() returned None after a forward pass")
-        if len(names) != 1:
+        if self.strategy.adversary is not None and len(names) != 1:
             raise ConfigError(
                 f"adversarial training needs one task per batch (multi-input data); got a batch for {names}"
             )
         return features
+
+    def _penalty(self, features: list[Tensor], groups: Step) -> Tensor:
+        """Model and strategy penalties and the adversarial term (each process's share of them)."""
+        penalty = self.model.regularization()  # e.g. soft sharing's λ Σ_t ‖b_t‖²
+        strategy_penalty = self.strategy.regularization()  # Strategy(regularizers=[...])
+        if strategy_penalty is not None:
+            penalty = penalty + strategy_penalty
+        if self.strategy.adversary is not None:  # the adversarial term: a penalty on the shared features
+            penalty = penalty + self._adversarial_term(features, groups)
+        if self.distributed is not None:  # each process's share; the gradient sum over processes is the penalty's
+            penalty = penalty / self.distributed.world_size
+        return penalty
 
     def _adversarial_term(self, shared: list[Tensor], groups: Step) -> Tensor:
         adversary = self.strategy.adversary
@@ -659,8 +671,3 @@ def _check_positive(**values: float | None) -> None:
     for name, value in values.items():
         if value is not None and not value > 0:
             raise ConfigError(f"{name} must be positive; got {value}")
-
-
-@contextlib.contextmanager
-def _no_capture(captured: list[Tensor]) -> Iterator[None]:
-    yield
