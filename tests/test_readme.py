@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "getting-started.md"]
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / "docs" / "getting-started.md",
+    ROOT / "docs" / "integrations" / "index.md",
+    ROOT / "docs" / "integrations" / "lightning.md",
+    ROOT / "docs" / "integrations" / "huggingface.md",
+]
 
 
 def python_blocks(path: Path) -> list[str]:
