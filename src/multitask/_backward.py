@@ -365,6 +365,10 @@ class _AggregationStep:
         if not self._finite(norms, "Jacobian", scaler):
             return False
         self.engine.warn_unused(norms == 0)
+        if rows.numel() < present.numel():  # the strategy drops the absent tasks' rows itself
+            full = jacobian.new_zeros(present.numel(), jacobian.shape[1])
+            full[rows] = jacobian
+            jacobian = full
         update = self.strategy.aggregate(jacobian, present)
         if not self._finite(update, "aggregated update", scaler):
             return False
