@@ -105,7 +105,8 @@ def backward(
 ) -> BackwardResult:
     r"""Fill ``.grad`` with the strategy's update for the task losses ``L [T]`` of one step.
 
-    With weights ``w = weighting(L)`` (detached) and penalty ``Ω`` the objective is
+    With weights ``w = weighting(L)`` (detached) and penalties ``Ω`` (``penalty=`` and the strategy's
+    gradient-applied regularisers ``Σ α R(θ)``) the objective is
     ``f = Σ_t w_t L_t + weighting penalty + Ω``. Without an aggregation every parameter that ``f``
     reaches gets ``∇f`` (as ``f.backward()`` would). With an aggregation ``A``:
 
@@ -132,8 +133,9 @@ def backward(
             output. It makes the Jacobian *features-first* (T backward passes through the heads to
             ``z``, then one through the trunk) and is required for ``on="representation"``.
         present: ``[T]`` bool, for a plain tensor of losses (None: all present).
-        penalty: Parameter penalties and the adversarial term, one scalar added to ``f`` (e.g.
-            ``model.regularization()``; their gradient is added to the shared parameters' update),
+        penalty: The model's penalties and the adversarial term, one scalar added to ``f`` (e.g.
+            ``model.regularization()``; their gradient is added to the shared parameters' update;
+            the strategy's own regularisers are added by `backward` itself),
             or a function returning it, called after the losses are found finite and the weights
             computed (for a term with side effects, such as an alternating adversary's own step).
         engine: How per-task gradients are computed (`JacobianEngine`; default: the fastest for the
@@ -194,6 +196,11 @@ def backward(
     objective, weights = strategy.objective(values, context)
     if callable(penalty):
         penalty = penalty()
+    regularization = strategy.regularization()  # Strategy(regularizers=[...]), gradient-applied ones
+    if regularization is not None:
+        if process_group is not None:  # each process's share; the gradient sum over processes is the term's
+            regularization = regularization / process_group.world_size
+        penalty = regularization if penalty is None else penalty + regularization
     if penalty is not None:
         objective = objective + penalty
     strategy_ids = {id(p) for p in strategy.parameters()}

@@ -19,6 +19,7 @@ from multitask.data import ArrayDataset
 from multitask.errors import ConfigError, NonFiniteLossError, ShapeError
 from multitask.jacobian import JacobianEngine
 from multitask.models import MLP, HardSharing
+from multitask.regularizers import L1, L2
 from multitask.weighting import UW
 from multitask.weighting import create as create_weighting
 from multitask.weighting import names as weighting_names
@@ -58,8 +59,9 @@ def _strategy(weighting: str | None, aggregation: str | None, on: str) -> Strate
     )
 
 
-def _trainer_parameters(strategy: Strategy, engine: JacobianEngine) -> list[torch.Tensor]:
+def _trainer_parameters(make_strategy: Any, engine: JacobianEngine) -> list[torch.Tensor]:
     model, tasks = _model()
+    strategy = make_strategy(model)
     trainer = Trainer(
         model, tasks, strategy=strategy, engine=engine, lr=1e-2, batch_size=BATCH, max_epochs=1, shuffle=False,
         progress=False, device="cpu", seed=3,
@@ -69,8 +71,9 @@ def _trainer_parameters(strategy: Strategy, engine: JacobianEngine) -> list[torc
     return [p.detach().clone() for p in [*trainer.model.parameters(), *trainer.strategy.parameters()]]
 
 
-def _loop_parameters(strategy: Strategy, engine: JacobianEngine) -> list[torch.Tensor]:
+def _loop_parameters(make_strategy: Any, engine: JacobianEngine) -> list[torch.Tensor]:
     model, tasks = _model()
+    strategy = make_strategy(model)
     strategy.setup(NAMES)  # before the optimiser: learnable weights are created here
     optimizer = torch.optim.Adam([*model.parameters(), *strategy.parameters()], lr=1e-2)
     data = _data()
@@ -102,8 +105,8 @@ def _loop_parameters(strategy: Strategy, engine: JacobianEngine) -> list[torch.T
 
 
 def _assert_same(strategy_factory: Any, engine: JacobianEngine) -> None:
-    by_trainer = _trainer_parameters(strategy_factory(), copy.deepcopy(engine))
-    by_loop = _loop_parameters(strategy_factory(), copy.deepcopy(engine))
+    by_trainer = _trainer_parameters(strategy_factory, copy.deepcopy(engine))
+    by_loop = _loop_parameters(strategy_factory, copy.deepcopy(engine))
     assert len(by_trainer) == len(by_loop)
     for a, b in zip(by_trainer, by_loop, strict=True):
         assert torch.equal(a, b), f"max difference {float((a - b).abs().max())}"
@@ -111,7 +114,7 @@ def _assert_same(strategy_factory: Any, engine: JacobianEngine) -> None:
 
 @pytest.mark.parametrize("weighting", weighting_names())
 def test_a_plain_loop_makes_the_trainers_update_for_every_weighting(weighting: str) -> None:
-    _assert_same(lambda: _strategy(weighting, None, "parameters"), JacobianEngine())
+    _assert_same(lambda model: _strategy(weighting, None, "parameters"), JacobianEngine())
 
 
 def _modes() -> list[tuple[str, str, bool]]:
@@ -127,11 +130,26 @@ def _modes() -> list[tuple[str, str, bool]]:
 def test_a_plain_loop_makes_the_trainers_update_for_every_aggregation_and_mode(
     aggregation: str, on: str, by_backward: bool
 ) -> None:
-    _assert_same(lambda: _strategy(None, aggregation, on), JacobianEngine(update_by_backward=by_backward))
+    _assert_same(lambda model: _strategy(None, aggregation, on), JacobianEngine(update_by_backward=by_backward))
 
 
 def test_a_weighting_and_an_aggregation_together_and_the_batched_engine() -> None:
-    _assert_same(lambda: _strategy("uw", "upgrad", "parameters"), JacobianEngine(batched=True, chunk_size=2))
+    _assert_same(lambda model: _strategy("uw", "upgrad", "parameters"), JacobianEngine(batched=True, chunk_size=2))
+
+
+@pytest.mark.parametrize("aggregation", [None, "upgrad"])
+def test_regularisers_reach_a_plain_loop_as_they_reach_the_trainer(aggregation: str | None) -> None:
+    def strategy(model: HardSharing) -> Strategy:
+        regularizers = [
+            L2(list(model.encoder.parameters()), 1e-2),
+            L1(list(model.heads.parameters()), 1e-3, proximal=True),
+        ]
+        return Strategy(aggregation=create_aggregation(aggregation) if aggregation else None, regularizers=regularizers)
+
+    _assert_same(strategy, JacobianEngine())
+    plain = _loop_parameters(lambda model: _strategy(None, aggregation, "parameters"), JacobianEngine())
+    regularised = _loop_parameters(strategy, JacobianEngine())
+    assert not torch.equal(plain[0], regularised[0])  # the L2 term moved the shared weights
 
 
 def test_features_first_makes_the_same_update_as_the_whole_graph() -> None:

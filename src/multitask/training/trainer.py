@@ -401,11 +401,8 @@ class Trainer:
         return features
 
     def _penalty(self, features: list[Tensor], groups: Step) -> Tensor:
-        """Model and strategy penalties and the adversarial term (each process's share of them)."""
+        """The model's penalty and the adversarial term (each process's share; backward adds the strategy's)."""
         penalty = self.model.regularization()  # e.g. soft sharing's λ Σ_t ‖b_t‖²
-        strategy_penalty = self.strategy.regularization()  # Strategy(regularizers=[...])
-        if strategy_penalty is not None:
-            penalty = penalty + strategy_penalty
         if self.strategy.adversary is not None:  # the adversarial term: a penalty on the shared features
             penalty = penalty + self._adversarial_term(features, groups)
         if self.distributed is not None:  # each process's share; the gradient sum over processes is the penalty's
