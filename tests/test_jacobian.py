@@ -103,19 +103,26 @@ def test_a_parameter_no_loss_reaches_gets_a_zero_block_with_the_task_dimension(c
     torch.testing.assert_close(blocks[0], torch.stack([2 * used.detach(), torch.ones(3)]))
 
 
-def test_the_default_engine_loops_on_cpus_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_default_engine_loops_for_convolutions_on_cpus_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
     from multitask import jacobian as module
 
-    module._reported.discard("cpu")
+    module._reported.clear()
     engine = JacobianEngine()
+    cpu = torch.device("cpu")
+    convolved = nn.Conv2d(1, 2, 3)(torch.randn(2, 1, 5, 5)).sum().reshape(1)
+    linear = nn.Linear(3, 2)(torch.randn(4, 3)).sum().reshape(1)
     with caplog.at_level(logging.INFO, logger="multitask"):
-        assert engine.uses_batched(torch.device("cpu")) is False
-        assert engine.uses_batched(torch.device("cpu")) is False
-    assert [r.getMessage() for r in caplog.records].count(
-        "multitask: per-task gradients on cpu by a loop of T backward passes (the faster choice there; "
-        "JacobianEngine(batched=...) overrides it)"
-    ) == 1
-    assert JacobianEngine(batched=True).uses_batched(torch.device("cpu")) is True
+        for _ in range(2):
+            assert engine.uses_batched(cpu, [convolved]) is False
+            assert engine.uses_batched(cpu, [linear]) is True
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "multitask: per-task gradients on cpu (convolutions) by a loop of T backward passes (the faster choice "
+        "there; JacobianEngine(batched=...) overrides it)",
+        "multitask: per-task gradients on cpu by one batched (vmap) backward pass (the faster choice there; "
+        "JacobianEngine(batched=...) overrides it)",
+    ]
+    assert JacobianEngine(batched=False).uses_batched(cpu, [linear]) is False
     with pytest.raises(ConfigError, match="batched must be"):
         JacobianEngine(batched="yes")  # type: ignore[arg-type]
 
