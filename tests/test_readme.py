@@ -17,6 +17,10 @@ DOCUMENTS = [
 ]
 
 
+# pages whose code needs an optional integration (installed by the dev extra; skipped without it)
+NEEDS = {"lightning.md": ["lightning"], "huggingface.md": ["transformers", "accelerate"]}
+
+
 def python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
@@ -25,6 +29,8 @@ def python_blocks(path: Path) -> list[str]:
 def test_python_examples_run(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     if not path.exists():
         pytest.skip(f"{path.name} is not in this checkout")
+    for module in NEEDS.get(path.name, []):
+        pytest.importorskip(module, reason=f"{path.name} needs {module} (pip install -e '.[dev]')")
     blocks = python_blocks(path)
     assert blocks, f"{path.name} has no python example"
     monkeypatch.chdir(tmp_path)  # examples that write run folders write them here

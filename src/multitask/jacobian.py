@@ -48,7 +48,7 @@ class JacobianEngine:
         update_by_backward: For `GramianAggregator` methods (`multitask.backward`): free the
             Jacobian's blocks as soon as the Gramian is formed and make the update by one more
             backward pass of ``Σ_t w'_t w_t L_t`` through the shared layers (the former
-            ``mode="gramian"``), instead of as ``w'ᵀ J`` from the kept blocks. Same update.
+            ``Strategy(mode="gramian")``), instead of as ``w'ᵀ J`` from the kept blocks. Same update.
     """
 
     def __init__(

@@ -23,7 +23,7 @@ class MGDA(GramianAggregator):
     The weights are invariant to a common scale of the gradients, and the update scales with them.
     The paper's upper-bound variant MGDA-UB (Sec. 3.3: the same QP on the gradients w.r.t. the
     shared representation, one backward pass through the encoder) is
-    ``Strategy(aggregation=MGDA(), mode="representation")``. No hyper-parameters.
+    ``Strategy(aggregation=MGDA(), on="representation")``. No hyper-parameters.
 
     References:
         Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018.
