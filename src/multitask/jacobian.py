@@ -122,17 +122,8 @@ class JacobianEngine:
         blocks = None
         use_batched = self.uses_batched(losses.device, [losses]) if batched is None else batched
         if use_batched and self.fallback_reason is None and num_tasks > 1:
-            try:
-                blocks = self._batched(losses, parameters)
-            except RuntimeError as error:
-                self.fallback_reason = str(error).split("\n")[0]
-                warnings.warn(
-                    "batched per-task gradients failed (an operation in the model has no vmap rule): "
-                    f"{self.fallback_reason!r}; falling back to a loop of {num_tasks} autograd.grad calls "
-                    "(correct but slower; this message is shown once)",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+            eye = torch.eye(num_tasks, dtype=losses.dtype, device=losses.device)
+            blocks = self._try_batched([losses], parameters, [eye])
         if blocks is None:
             blocks = self._loop(losses, parameters)
         if check_unused:
@@ -162,38 +153,9 @@ class JacobianEngine:
         num_tasks = cotangents[0].shape[0]
         device = cotangents[0].device
         if self.uses_batched(device, features) and self.fallback_reason is None and num_tasks > 1:
-            size = self.chunk_size or num_tasks
-            try:
-                parts = []
-                for start in range(0, num_tasks, size):
-                    grads = torch.autograd.grad(
-                        list(features),
-                        list(parameters),
-                        grad_outputs=[c[start : start + size] for c in cotangents],
-                        retain_graph=True,
-                        allow_unused=True,
-                        materialize_grads=True,
-                        is_grads_batched=True,
-                    )
-                    count = min(size, num_tasks - start)
-                    parts.append(
-                        [
-                            g if g.dim() == p.dim() + 1 else g.new_zeros(count, *p.shape)
-                            for g, p in zip(grads, parameters, strict=True)
-                        ]
-                    )
-                if len(parts) == 1:
-                    return parts[0]
-                return [torch.cat([part[k] for part in parts]) for k in range(len(parameters))]
-            except RuntimeError as error:
-                self.fallback_reason = str(error).split("\n")[0]
-                warnings.warn(
-                    "batched per-task gradients failed (an operation in the model has no vmap rule): "
-                    f"{self.fallback_reason!r}; falling back to a loop of {num_tasks} autograd.grad calls "
-                    "(correct but slower; this message is shown once)",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+            blocks = self._try_batched(features, parameters, cotangents)
+            if blocks is not None:
+                return blocks
         rows = [
             torch.autograd.grad(
                 list(features),
@@ -232,29 +194,46 @@ class JacobianEngine:
             result += (rows @ rows.T).double()
         return result
 
-    def _batched(self, losses: Tensor, parameters: Sequence[Tensor]) -> list[Tensor]:
-        num_tasks = losses.numel()
-        eye = torch.eye(num_tasks, dtype=losses.dtype, device=losses.device)
+    def _try_batched(
+        self, outputs: Sequence[Tensor], parameters: Sequence[Tensor], cotangents: Sequence[Tensor]
+    ) -> list[Tensor] | None:
+        """Blocks ``[T, *p.shape]`` of the vector-Jacobian products of ``outputs`` with each row of ``cotangents``.
+
+        One vmapped backward pass per ``chunk_size`` rows. None, with one warning for the engine's
+        life, when an operation has no batching rule (the caller then loops).
+        """
+        num_tasks = cotangents[0].shape[0]
         size = self.chunk_size or num_tasks
         parts: list[list[Tensor]] = []
-        for start in range(0, num_tasks, size):
-            cotangents = eye[start : start + size]
-            grads = torch.autograd.grad(
-                losses,
-                list(parameters),
-                grad_outputs=cotangents,
-                retain_graph=True,
-                allow_unused=True,
-                materialize_grads=True,
-                is_grads_batched=True,
+        try:
+            for start in range(0, num_tasks, size):
+                grads = torch.autograd.grad(
+                    list(outputs),
+                    list(parameters),
+                    grad_outputs=[c[start : start + size] for c in cotangents],
+                    retain_graph=True,
+                    allow_unused=True,
+                    materialize_grads=True,
+                    is_grads_batched=True,
+                )
+                count = min(size, num_tasks - start)
+                # materialize_grads fills a parameter nothing reaches with zeros_like(parameter): no task dimension
+                parts.append(
+                    [
+                        g if g.dim() == p.dim() + 1 else g.new_zeros(count, *p.shape)
+                        for g, p in zip(grads, parameters, strict=True)
+                    ]
+                )
+        except RuntimeError as error:
+            self.fallback_reason = str(error).split("\n")[0]
+            warnings.warn(
+                "batched per-task gradients failed (an operation in the model has no vmap rule): "
+                f"{self.fallback_reason!r}; falling back to a loop of {num_tasks} autograd.grad calls "
+                "(correct but slower; this message is shown once)",
+                RuntimeWarning,
+                stacklevel=4,
             )
-            # materialize_grads fills a parameter no loss reaches with zeros_like(parameter): no task dimension
-            parts.append(
-                [
-                    g if g.dim() == p.dim() + 1 else g.new_zeros(len(cotangents), *p.shape)
-                    for g, p in zip(grads, parameters, strict=True)
-                ]
-            )
+            return None
         if len(parts) == 1:
             return parts[0]
         return [torch.cat([part[k] for part in parts]) for k in range(len(parameters))]
