@@ -174,6 +174,7 @@ def backward(
     """
     strategy = strategy if strategy is not None else _sum_strategy(losses)
     values, present_mask, names = _unpack(losses, present, strategy)
+    parts = losses.parts if isinstance(losses, TaskLosses) and len(losses.parts) == values.numel() else None
     where = where or f"step {step + 1}"
     shared_all = tuple(shared_params)
     shared = [p for p in shared_all if p.requires_grad]
@@ -221,7 +222,7 @@ def backward(
     others = _others(task_params, objective, shared)
     step_state = _AggregationStep(strategy, engine, shared, others, strategy_ids, process_group, on_nonfinite, where)
     applied, task_weights = step_state.run(
-        values * weights, present_mask, feature_list, scaler, scale_factor, objective, penalty
+        values * weights, parts, weights, present_mask, feature_list, scaler, scale_factor, objective, penalty
     )
     if not applied:
         return BackwardResult(weights, None, False, objective.detach(), "non-finite task gradients")
@@ -258,6 +259,8 @@ class _AggregationStep:
     def run(
         self,
         weighted: Tensor,
+        parts: Sequence[Tensor] | None,
+        weights: Tensor,
         present: Tensor,
         features: list[Tensor] | None,
         scaler: torch.amp.GradScaler | float | None,
@@ -277,9 +280,14 @@ class _AggregationStep:
         representation = strategy.on == "representation"
         if shared and rows.numel() > 0:
             scaled = weighted[rows] * scale
+            # the same values one by one, when the unstacked losses are known: each task's backward pass
+            # then runs through its own head only
+            terms: Tensor | list[Tensor] = (
+                scaled if parts is None else [(parts[r] * weights[r]) * scale for r in rows.tolist()]
+            )
             feature_grads: list[Tensor] | None = None
             if features is not None:
-                feature_grads = engine.feature_gradients(scaled, features)
+                feature_grads = engine.feature_gradients(terms, features)
             if representation:
                 assert features is not None and feature_grads is not None
                 gramian = engine.block_gramian(feature_grads) / scale**2
@@ -295,7 +303,7 @@ class _AggregationStep:
                     assert features is not None
                     blocks = engine.pull_back(features, feature_grads, shared)
                 else:
-                    blocks = engine.gradients(scaled, shared, check_unused=False)
+                    blocks = engine.gradients(terms, shared, check_unused=False)
                 if self.group is not None:
                     blocks = self._sum_blocks(blocks)
                 if self.weights_suffice:

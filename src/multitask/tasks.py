@@ -495,12 +495,16 @@ class TaskLosses:
         present: ``[T]`` bool, True where the task had at least one labelled entry.
         counts: ``[T]`` int64, the number of labelled entries of each task.
         names: The task names, in the order of the entries.
+        parts: The ``T`` scalar losses that ``values`` stacks (empty when not known). `multitask.backward`
+            differentiates them one by one, so that one task's backward pass does not run through
+            the other tasks' heads.
     """
 
     values: Tensor
     present: Tensor
     counts: Tensor
     names: tuple[str, ...]
+    parts: tuple[Tensor, ...] = ()
 
     def as_dict(self) -> dict[str, float]:
         """``{task: loss value}``, NaN for an absent task (for logs)."""
@@ -552,4 +556,4 @@ def task_losses(
         counts.append(count)
     count_tensor = torch.tensor(counts, dtype=torch.int64)
     present = (count_tensor > 0).to(values[0].device)
-    return TaskLosses(torch.stack(values), present, count_tensor, names)
+    return TaskLosses(torch.stack(values), present, count_tensor, names, tuple(values))

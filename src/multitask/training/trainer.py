@@ -348,12 +348,12 @@ class Trainer:
         labelled = torch.tensor([counts.get(name, 0) > 0 for name in self.task_names], device=self.device)
         representation = [f for f in features if isinstance(f, Tensor)] if use_features else []
         result = backward(
-            loss_vector,
+            losses if self._distributed_step is None else loss_vector,
             self.strategy,
             shared_params=self._shared_parameters,
             task_params=self._task_parameters,
             features=representation if representation and len(representation) == len(features) else None,
-            present=labelled,
+            present=labelled if self._distributed_step is not None else None,
             penalty=lambda: self._penalty(features, groups),
             engine=self.engine,
             scaler=self.scaler,
