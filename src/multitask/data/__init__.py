@@ -1,14 +1,16 @@
 """Datasets and multi-task batching: in-memory tables, task samplers, bundled and public data loaders."""
 
 from multitask.data._adult import load_adult
+from multitask.data._augment import ImageAugmentation
 from multitask.data._celeba import load_celeba
 from multitask.data._census import load_census_income
 from multitask.data._cityscapes import load_cityscapes
 from multitask.data._dataset import ArrayDataset
 from multitask.data._folders import load_imagenet, load_office31, load_office_home
 from multitask.data._glue import load_glue
+from multitask.data._image_folder import load_image_folder
 from multitask.data._lazy import LazyDataset
-from multitask.data._loaders import MultiInputLoader, SingleInputLoader
+from multitask.data._loaders import MultiInputLoader, SingleInputLoader, TaskSchedule
 from multitask.data._mlmrev import load_gcsemv, load_school_groups
 from multitask.data._mnist import (
     load_fashion_mnist,
@@ -21,6 +23,7 @@ from multitask.data._movielens import load_movielens_100k
 from multitask.data._mtdata import MultiTaskData, TaskInfo, combine
 from multitask.data._newsgroup import load_newsgroup
 from multitask.data._nyuv2 import load_nyuv2
+from multitask.data._pipeline import EpochSampler, LoaderOptions, collate
 from multitask.data._synthetic import gradnorm_regression
 from multitask.data._tabular import TabularData, TabularEncoder, load_tabular, read_csv_columns
 from multitask.data._targets import TargetSpec
@@ -29,7 +32,10 @@ from multitask.data._yeast import load_yeast
 
 __all__ = [
     "ArrayDataset",
+    "EpochSampler",
+    "ImageAugmentation",
     "LazyDataset",
+    "LoaderOptions",
     "MultiInputLoader",
     "MultiTaskData",
     "SingleInputLoader",
@@ -37,7 +43,9 @@ __all__ = [
     "TabularEncoder",
     "TargetSpec",
     "TaskInfo",
+    "TaskSchedule",
     "Vocabulary",
+    "collate",
     "combine",
     "gradnorm_regression",
     "load_adult",
@@ -47,6 +55,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_gcsemv",
     "load_glue",
+    "load_image_folder",
     "load_imagenet",
     "load_mnist",
     "load_movie_reviews",

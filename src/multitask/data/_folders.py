@@ -56,10 +56,17 @@ def image_dataset(files: Sequence[Path], columns: dict[str, Any], size: Size | N
     return LazyDataset(len(paths), read, ["x"], columns, num_threads=num_threads)
 
 
-def _three_way(n: int, val_fraction: float, test_fraction: float, rng: np.random.Generator) -> list[NDArray[Any]]:
+def split_three_ways(n: int, val_fraction: float, test_fraction: float, rng: np.random.Generator) -> list[NDArray[Any]]:
+    """Sorted row numbers ``[train, val, test]`` of a random split of ``n`` rows, ``round(fraction * n)`` held out each.
+
+    A zero fraction gives an empty part; every other part must get at least one row.
+
+    Raises:
+        DataError: A part with a positive fraction (or the training part) would be empty.
+    """
     order = rng.permutation(n)
     n_test, n_val = round(test_fraction * n), round(val_fraction * n)
-    if min(n_test, n_val, n - n_test - n_val) < 1:
+    if n - n_test - n_val < 1 or (val_fraction > 0 and n_val < 1) or (test_fraction > 0 and n_test < 1):
         raise DataError(f"cannot split {n} images {1 - val_fraction - test_fraction:g}/{val_fraction}/{test_fraction}")
     return [np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test])]
 
@@ -93,7 +100,7 @@ def _load_office(
     rng = np.random.default_rng(seed)
     for task, (files, labels) in found.items():
         codes = torch.tensor([index[label] for label in labels])
-        for split, rows in zip(splits, _three_way(len(files), val_fraction, test_fraction, rng), strict=True):
+        for split, rows in zip(splits, split_three_ways(len(files), val_fraction, test_fraction, rng), strict=True):
             split[task] = image_dataset([files[i] for i in rows], {task: codes[rows]}, size, num_threads)
     infos = {
         task: TaskInfo(task, "multiclass", len(classes), classes=tuple(classes), description=f"object class in {task}")

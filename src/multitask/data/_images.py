@@ -38,6 +38,17 @@ def read_image(path: Path, size: Size | None = None) -> NDArray[np.float32]:
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
+def read_size(path: Path) -> Size:
+    """An image file's ``(height, width)``, from its header (the pixels are not decoded)."""
+    image = _pillow()
+    try:
+        with image.open(path) as file:
+            width, height = file.size
+    except OSError as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+    return int(height), int(width)
+
+
 def read_label_image(path: Path, size: Size | None = None) -> NDArray[Any]:
     """A single-channel label or depth image (8- or 16-bit PNG) as ``[H, W]``, resized by nearest neighbour."""
     image = _pillow()

@@ -99,17 +99,17 @@ class DistributedStep:
         return vector, values, {name: round(float(c)) for name, c in zip(task_names, global_counts, strict=True)}
 
     # ------------------------------------------------------------------ checks and state
-    def start(self, trainer: Trainer, train: TaskData, val: TaskData | None, num_steps: int) -> None:
+    def start(self, trainer: Trainer, train: TaskData, val: TaskData | None, num_steps: int | None) -> None:
         """At the start of `fit`: check that every process runs the same set-up, then copy rank 0's weights.
 
         Raises:
             DistributedError: Processes differ (the message names the setting and the ranks).
         """
 
-        def sizes(data: TaskData | None) -> dict[str, int] | None:
+        def sizes(data: TaskData | None) -> dict[str, int | None] | None:
             if data is None:
                 return None
-            return {name: len(d) for name in trainer.task_names if (d := data.dataset_for(name)) is not None}
+            return {name: data.size_of(name) for name in trainer.task_names if data.dataset_for(name) is not None}
 
         settings: dict[str, Any] = {
             "tasks": list(trainer.task_names),

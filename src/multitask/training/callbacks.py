@@ -41,8 +41,9 @@ class Callback:
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first step (also when resuming)."""
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
-        """Before the first step of an epoch (``first_step > 0`` when resuming inside it)."""
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int | None, first_step: int) -> None:
+        """Before the first step of an epoch (``first_step > 0`` when resuming inside it; ``num_steps`` None
+        when the training data is a stream of unknown length)."""
 
     def on_step_start(self, trainer: Trainer, groups: Step) -> None:
         """Before each optimisation step, with its batches ``[(batch, task names), ...]`` (on their original device).
@@ -81,7 +82,7 @@ class ProgressBar(Callback):
         self._sums: dict[str, float] = {}
         self._count = 0
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int | None, first_step: int) -> None:
         from tqdm.auto import tqdm
 
         self._bar = tqdm(
@@ -129,7 +130,7 @@ class EpochMeanLogger(Callback):
         self._sums[key] = self._sums.get(key, 0.0) + value
         self._counts[key] = self._counts.get(key, 0.0) + count
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int, first_step: int) -> None:
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int | None, first_step: int) -> None:
         if first_step == 0:
             self._sums, self._counts = {}, {}
 

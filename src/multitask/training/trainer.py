@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 import warnings
@@ -16,8 +17,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from multitask._backward import BackwardResult, backward
+from multitask.data import LoaderOptions
 from multitask.data._loaders import Sampling, Step
-from multitask.errors import CheckpointError, ConfigError
+from multitask.errors import CheckpointError, ConfigError, DataError
 from multitask.jacobian import JacobianEngine
 from multitask.metrics import delta_m, nanmean
 from multitask.models._base import MultiTaskModel
@@ -25,7 +27,7 @@ from multitask.models._shared_private import SharedPrivate
 from multitask.strategy import Strategy
 from multitask.tasks import Task, TaskEvaluation, task_losses
 from multitask.training import checkpoint as ckpt
-from multitask.training._data import Data, TaskData
+from multitask.training._data import Data, StepLoader, TaskData, check_batch, check_classes
 from multitask.training._distributed_step import Collected, DistributedStep
 from multitask.training._selection import ModelSelection, resolve_monitor
 from multitask.training.callbacks import (
@@ -42,6 +44,8 @@ from multitask.training.callbacks import (
     tensorboard_available,
 )
 from multitask.training.distributed import Distributed
+
+_log = logging.getLogger("multitask")
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -74,12 +78,16 @@ class Trainer:
         scheduler: ``optimizer -> LRScheduler``, stepped after every epoch or step (``scheduler_interval``).
         scheduler_interval: ``"epoch"`` or ``"step"``.
         max_epochs: Number of epochs.
-        batch_size: Rows per batch (per task batch with multi-input data).
+        batch_size: Rows per batch (per task batch with multi-input data; there also ``{task: rows}``).
         eval_batch_size: Rows per batch when evaluating or predicting.
-        sampling: Task sampling rule with multi-input data (see `multitask.data.MultiInputLoader`).
+        sampling: Task sampling rule with multi-input data (``round_robin``, ``proportional``, ``uniform``,
+            ``temperature``; see `multitask.data.TaskSchedule`).
+        temperature: τ of ``sampling="temperature"``: task t is drawn with probability ∝ n_t^(1/τ).
         tasks_per_step: Tasks drawn per step with multi-input data (None: all).
         steps_per_epoch: Steps per epoch with multi-input data (None: the loader's default).
         shuffle: Draw training batches in a new random order every epoch; False keeps the data order.
+        loading: How datasets are read (`multitask.data.LoaderOptions`: worker processes, pinned memory,
+            prefetching, ``collate_fn``, names of tuple items, a training-only per-sample transform).
         monitor: Validation key that selects the best model: ``"val/loss"`` (mean task loss),
             ``"val/TASK/METRIC"``, or ``"val/delta_m"`` (needs ``baseline``). Defaults to
             ``val/delta_m`` with a baseline, else ``val/loss``.
@@ -116,12 +124,14 @@ class Trainer:
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         max_epochs: int = 10,
-        batch_size: int = 256,
+        batch_size: int | Mapping[str, int] = 256,
         eval_batch_size: int = 4096,
         sampling: Sampling = "round_robin",
+        temperature: float | None = None,
         tasks_per_step: int | None = None,
         steps_per_epoch: int | None = None,
         shuffle: bool = True,
+        loading: LoaderOptions | None = None,
         monitor: str | None = None,
         patience: int | None = None,
         restore_best: bool = True,
@@ -144,7 +154,9 @@ class Trainer:
             )
         if [t.name for t in tasks] != list(model.task_names):
             raise ConfigError(f"tasks {[t.name for t in tasks]} do not match the model's {list(model.task_names)}")
-        _check_positive(max_epochs=max_epochs, batch_size=batch_size, eval_batch_size=eval_batch_size)
+        _check_positive(max_epochs=max_epochs, eval_batch_size=eval_batch_size)
+        for size in batch_size.values() if isinstance(batch_size, Mapping) else [batch_size]:
+            _check_positive(batch_size=size)
         _check_positive(patience=patience, grad_clip=grad_clip, checkpoint_every=checkpoint_every, lr=lr)
         if on_nonfinite not in ("raise", "skip"):
             raise ConfigError(f"on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
@@ -189,7 +201,8 @@ class Trainer:
         self.scheduler_interval = scheduler_interval
         self.max_epochs, self.batch_size, self.eval_batch_size = max_epochs, batch_size, eval_batch_size
         self.sampling, self.tasks_per_step, self.steps_per_epoch = sampling, tasks_per_step, steps_per_epoch
-        self.shuffle = shuffle
+        self.shuffle, self.temperature = shuffle, temperature
+        self.loading = loading if loading is not None else LoaderOptions()
         self.baseline = {t: dict(m) for t, m in baseline.items()} if baseline is not None else None
         self.monitor = monitor
         self.restore_best = restore_best
@@ -219,6 +232,8 @@ class Trainer:
         self._weight_sums = torch.zeros(len(tasks), dtype=torch.float64)
         self._updates_in_epoch = 0
         self._epoch_seconds = math.nan
+        self._unscanned: frozenset[str] = frozenset()  # tasks whose training batches are checked as they arrive
+        self._seen: set[str] = set()  # of those, the ones read in this epoch
 
     def _default_callbacks(self, progress: bool | None) -> list[Callback]:
         result: list[Callback] = [GateLogger()]  # before the loggers: they add to the epoch's record
@@ -251,13 +266,17 @@ class Trainer:
         """Train for ``max_epochs`` (or until early stopping) and return the per-epoch history.
 
         Args:
-            train: One dataset whose rows carry every task's labels, or ``{task: dataset}``.
+            train: One source whose rows carry every task's labels, or ``{task: source}``; a source is an
+                `ArrayDataset` (or a mapping of column tensors), a map-style ``torch.utils.data.Dataset`` of dict
+                items (read with `loading`), an ``IterableDataset``, or your own ``DataLoader``. A mid-epoch
+                resume replays the same batches, except on a ``DataLoader`` whose sampler is not a
+                `multitask.data.EpochSampler` or on a stream: those start the interrupted epoch again (logged).
             val: Validation data of the same form, for per-epoch metrics, model selection and early stopping.
             resume: Continue from the newest checkpoint in ``run_dir`` (a fresh start when there is none).
         """
         tasks = list(self.tasks.values())
-        train_data = TaskData(train, tasks, role="training")
-        val_data = TaskData(val, tasks, role="validation") if val is not None else None
+        train_data = TaskData(train, tasks, role="training", options=self.loading)
+        val_data = TaskData(val, tasks, role="validation", options=self.loading) if val is not None else None
         if self.selection.patience is not None and val_data is None:
             raise ConfigError("early stopping (patience) needs validation data: fit(train, val)")
         unknown = [t for t in self.baseline or {} if t not in self.tasks]
@@ -273,13 +292,28 @@ class Trainer:
                 "task's dataset a sample came from, and in one dataset for all tasks every sample belongs to every task"
             )
         loader = train_data.loader(
-            self.task_names, self.batch_size, self.sampling, self.tasks_per_step, self.steps_per_epoch, self.shuffle
+            self.task_names,
+            self.batch_size,
+            self.sampling,
+            self.tasks_per_step,
+            self.steps_per_epoch,
+            self.shuffle,
+            temperature=self.temperature,
+            transform=self.loading.train_transform,
         )
-        self._total_steps = max(1, self.max_epochs * len(loader))
+        num_steps = _length(loader)
+        if num_steps is None and self.strategy.adversary is not None:
+            raise ConfigError(
+                "the adversary's schedule needs the number of steps: a stream has none; set steps_per_epoch or "
+                "give a dataset with a length"
+            )
+        self._total_steps = max(1, self.max_epochs * (num_steps or 1))
+        self._unscanned = train_data.unscanned
         if self._distributed_step is not None:
-            self._distributed_step.start(self, train_data, val_data, len(loader))
+            self._distributed_step.start(self, train_data, val_data, num_steps)
         if resume:
             self._resume()
+            self._restart_epoch_unless_exact(loader)
         else:
             torch.manual_seed(self.seed)
         for callback in self.callbacks:
@@ -288,7 +322,7 @@ class Trainer:
             steps = loader.epoch(self.epoch, self.seed, self.step_in_epoch)
             if self._distributed_step is not None:
                 steps = self._distributed_step.shard(steps)
-            self._run_epoch(steps, len(loader))
+            self._run_epoch(steps, num_steps)
             if self._distributed_step is not None:
                 self._distributed_step.synchronise(self.epoch, [self.model, self.strategy])
             record = self._end_epoch(val_data, monitor)
@@ -303,7 +337,26 @@ class Trainer:
             callback.on_fit_end(self)
         return self.history
 
-    def _run_epoch(self, steps: Iterator[Step], num_steps: int) -> None:
+    def _restart_epoch_unless_exact(self, loader: StepLoader) -> None:
+        """After a mid-epoch resume on a loader that cannot seek: start the interrupted epoch again (said once)."""
+        if loader.exact_resume or self.step_in_epoch == 0:
+            return
+        if self.is_main_process:
+            _log.warning(
+                "resuming inside epoch %d: the training DataLoader's sampler cannot skip the %d steps already taken "
+                "(use multitask.data.EpochSampler for an exact resume), so the epoch starts again from its first "
+                "batch on the weights of the checkpoint",
+                self.epoch + 1,
+                self.step_in_epoch,
+            )
+        self.global_step -= self.step_in_epoch
+        self.step_in_epoch = 0
+        self._epoch_sums.zero_()
+        self._epoch_counts.zero_()
+        self._weight_sums.zero_()
+        self._updates_in_epoch = 0
+
+    def _run_epoch(self, steps: Iterator[Step], num_steps: int | None) -> None:
         started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_epoch_start(self, self.epoch, num_steps, self.step_in_epoch)
@@ -330,11 +383,18 @@ class Trainer:
         if self._distributed_step is not None:
             self._distributed_step.distributed.position = where
             forward_rng = self._distributed_step.forward_rng(self.global_step, self.device)
+        unscanned = [names for _, names in groups if not self._unscanned.isdisjoint(names)]
+        for batch, names in groups if unscanned else []:  # data not checked up front: its batches, before the update
+            check_batch(self.tasks, batch, [n for n in names if n in self._unscanned], f"training data, {where}")
         with self._autocast(), forward_rng:
             for batch, names in groups:
                 batch = self._to_device(batch)
                 outputs.update(self.model(batch, names))
                 batches.update(dict.fromkeys(names, batch))
+                if unscanned:
+                    checked = [n for n in names if n in self._unscanned]
+                    check_classes(self.tasks, outputs, batch, checked, f"training data, {where}")
+                    self._seen.update(checked)
                 if use_features or self.strategy.adversary is not None:
                     features.append(self._shared_features(names))
             losses = task_losses(list(self.tasks.values()), outputs, batches)
@@ -425,7 +485,18 @@ class Trainer:
         pairs = zip(self.task_names, values.tolist(), strict=True)
         return {name: (value if counts.get(name, 0) > 0 else math.nan) for name, value in pairs}
 
+    def _check_labels_seen(self) -> None:
+        """Data not scanned up front: a task read in this epoch without a single label is an error (nothing saved)."""
+        for index, name in enumerate(self.task_names):
+            if name in self._seen and self._epoch_counts[index] == 0:
+                raise DataError(
+                    f"task {name!r} has no labelled sample in the training data: epoch {self.epoch + 1} read "
+                    f"{self.step_in_epoch} steps of it and every label was missing (NaN, or ignore_index for classes)"
+                )
+        self._seen.clear()
+
     def _end_epoch(self, val_data: TaskData | None, monitor: str | None) -> dict[str, float]:
+        self._check_labels_seen()
         record: dict[str, float] = {"epoch": float(self.epoch)}
         train_means = self._epoch_sums / self._epoch_counts.clamp(min=1)
         train_means[self._epoch_counts == 0] = math.nan
@@ -474,7 +545,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluate / predict
     def evaluate(self, data: Data) -> Results:
         """``{task: {"loss": ..., metric: ...}}`` on ``data`` (labelled samples only)."""
-        evaluations = self._evaluate(TaskData(data, list(self.tasks.values()), role="evaluation"))
+        evaluations = self._evaluate(TaskData(data, list(self.tasks.values()), role="evaluation", options=self.loading))
         return {name: {"loss": e.loss, **e.metrics} for name, e in evaluations.items()}
 
     def _evaluate(self, data: TaskData) -> dict[str, TaskEvaluation]:
@@ -494,7 +565,8 @@ class Trainer:
         Dense tasks: ``[N, C, H, W]`` per task (class probabilities along dim 1), for the whole of ``data``.
         """
         collected, _ = self._collect(
-            TaskData(data, list(self.tasks.values()), role="prediction", labelled=False), with_labels=False
+            TaskData(data, list(self.tasks.values()), role="prediction", labelled=False, options=self.loading),
+            with_labels=False,
         )
         return {name: self.tasks[name].transform_output(outputs) for name, (outputs, _, _) in collected.items()}
 
@@ -653,6 +725,14 @@ def _sum_statistics(everyone: list[dict[str, dict[str, Tensor]]]) -> dict[str, d
             sums = total.get(name)
             total[name] = dict(part) if sums is None else {k: sums[k] + v for k, v in part.items()}
     return total
+
+
+def _length(loader: StepLoader) -> int | None:
+    """Steps per epoch; None for a stream without a length."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
 
 
 def _default_device() -> torch.device:
