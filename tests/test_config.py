@@ -139,6 +139,20 @@ MISTAKES = [
         "model.num_experts is read only by mmoe, omoe, dselect_k; the trained architectures (hard_sharing)",
     ),
     (
+        "temperature without its rule",
+        _with("training", {"temperature": 2.0}),
+        "sampling: temperature and a temperature τ go together",
+    ),
+    ("temperature rule without τ", _with("training", {"sampling": "temperature"}), "a temperature τ go together"),
+    ("prefetching without workers", _with("training", {"prefetch_factor": 4}), "need worker processes"),
+    ("negative workers", _with("training", {"num_workers": -1}), "training.num_workers: Input should be greater"),
+    (
+        "per-task batch sizes on single-input data",
+        _with("training", {"batch_size": {"y1": 8, "y2": 8}}),
+        "training.batch_size per task needs multi-input data",
+    ),
+    ("more tasks per step than tasks", _with("training", {"tasks_per_step": 3}), "tasks_per_step is 3 but there are 2"),
+    (
         "experts that do not fit the heads",
         _with("model", {"type": "mmoe", "expert": {"hidden": [8]}}),
         "expert must output the encoder's width (64)",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 import random
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from multitask.errors import ConfigError, DataError
 from multitask.experiment import build_model, input_size, load_data, run_experiment
 from multitask.models import SharedPrivate
 from multitask.tasks import Task
+from multitask.training.checkpoint import list_checkpoints, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "configs" / "newsgroup_adversarial.yaml"
@@ -137,6 +140,30 @@ def test_every_architecture_trains_on_multi_input_data(tmp_path: Path, no_curves
     comparison = run_experiment(parse_config(raw), output=tmp_path / "run", progress=False)
     assert list(comparison.results) == methods
     assert all(set(per_task) == set(TWO_TASKS) for per_task in comparison.results.values())
+
+
+def test_temperature_sampling_per_task_batch_sizes_and_workers_from_a_config(tmp_path: Path, no_curves: None) -> None:
+    raw = newsgroup_config(write_newsgroup(tmp_path / "newsgroup", n=60))
+    del raw["strategy"]
+    raw["model"] = {"type": "hard_sharing", "encoder": {"hidden": [8]}}
+    sizes = dict(zip(TWO_TASKS, [8, 4], strict=True))
+    raw["training"].update(
+        {"epochs": 1, "batch_size": sizes, "sampling": "temperature", "temperature": 2.0, "tasks_per_step": 1}
+    )
+    raw["training"]["num_workers"] = 1
+    config = parse_config(raw)
+    comparison = run_experiment(config, output=tmp_path / "run", progress=False)
+    assert all(set(per_task) == set(TWO_TASKS) for per_task in comparison.results.values())
+    rows = {name: len(load_data(config).dataset("train", name)) for name in TWO_TASKS}
+    steps = math.ceil(sum(Fraction(rows[name], sizes[name]) for name in TWO_TASKS))  # one task per step
+    mtl_lines = (tmp_path / "run" / "mtl" / "metrics.csv").read_text().splitlines()
+    assert len(mtl_lines) == 2  # one epoch
+    (last,) = list_checkpoints(tmp_path / "run" / "mtl" / "checkpoints")[-1:]
+    assert load_checkpoint(last)["progress"]["global_step"] == steps
+    # each single-task model trained on its own batch size: its own number of steps
+    for name in TWO_TASKS:
+        (single,) = list_checkpoints(tmp_path / "run" / "stl" / name / "checkpoints")[-1:]
+        assert load_checkpoint(single)["progress"]["global_step"] == -(-rows[name] // sizes[name])
 
 
 def test_load_data_keeps_the_configs_tasks_in_its_order(tmp_path: Path) -> None:

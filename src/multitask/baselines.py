@@ -130,7 +130,7 @@ def train_multitask(
 
 # Options that only make sense for the multi-task model: single-task and transfer models train on the plain
 # loss (a loss weighting balances tasks; with one task it would only rescale the learning rate).
-_MTL_ONLY = ("baseline", "monitor", "strategy")
+_MTL_ONLY = ("baseline", "monitor", "strategy", "sampling", "temperature", "tasks_per_step")
 
 
 def train_single_task(
@@ -157,7 +157,7 @@ def train_single_task(
         fresh = fresh_task(task, seed)
         model = HardSharing(fresh_copy(encoder, seed), [fresh], input_key=input_key)
         kwargs = {"seed": seed, "monitor": f"val/{task.name}/{task.main_metric}" if val is not None else None}
-        kwargs.update({k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY})
+        kwargs.update(_single_task_options(trainer_kwargs, task.name))
         directory = _sub(_path(run_dir), task.name)
         _, val_results, test_results, history = _fit_and_evaluate(
             task.name, model, [fresh], train, val, test, directory, resume, kwargs
@@ -205,7 +205,7 @@ def train_transfer(
         test=None,
         run_dir=_sub(base, "pretrain"),
         resume=resume,
-        trainer_kwargs={"seed": seed, "monitor": monitor, **kwargs},
+        trainer_kwargs={"seed": seed, "monitor": monitor, **kwargs, **_single_task_options(kwargs, source.name)},
     )
     tuned_encoder = pretrain.encoder
     if freeze_encoder:
@@ -223,11 +223,19 @@ def train_transfer(
         test,
         _sub(base, "finetune"),
         resume,
-        {"seed": seed, "monitor": monitor, **kwargs},
+        {"seed": seed, "monitor": monitor, **kwargs, **_single_task_options(kwargs, target.name)},
     )
     method = f"transfer:{source.name}->{target.name}"
     histories = {"pretrain": pre_history, "finetune": post_history}
     return RunResult(method, test_results, val_results, histories, time.perf_counter() - started)
+
+
+def _single_task_options(trainer_kwargs: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """The Trainer options of a one-task run: no multi-task options, and ``task``'s own batch size."""
+    options = {k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY}
+    if isinstance(options.get("batch_size"), Mapping):
+        options["batch_size"] = options["batch_size"][task]
+    return options
 
 
 def _path(run_dir: str | Path | None) -> Path | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -40,6 +40,9 @@ from multitask.strategy import Strategy, Target
 from multitask.tasks import BUILTIN_DENSE_LOSSES, BUILTIN_LOSSES
 from multitask.weighting import Weighting
 from multitask.weighting._base import registry as weighting_registry
+
+if TYPE_CHECKING:
+    from multitask.data._augment import ImageAugmentation
 
 T = TypeVar("T")
 CENSUS_TASKS = ("income", "marital")
@@ -276,6 +279,62 @@ class NYUv2DataConfig(_Strict):
     num_threads: int = Field(default=0, ge=0)
 
 
+class ImageTransformConfig(_Strict):
+    """Training-time augmentation of each image (`multitask.data.ImageAugmentation`): a random crop after
+    ``crop_padding`` pixels of zero padding on each side, then a random left-right flip (``hflip``)."""
+
+    hflip: bool = False
+    crop_padding: int = Field(default=0, ge=0)
+
+    def build(self) -> ImageAugmentation:
+        """The `multitask.data.ImageAugmentation` of the images' column ``x``."""
+        from multitask.data._augment import ImageAugmentation
+
+        return ImageAugmentation(hflip=self.hflip, crop_padding=self.crop_padding)
+
+
+class ImageFolderDataConfig(_Strict):
+    """Images in ``root`` with one task per label column of a CSV file (`multitask.data.load_image_folder`).
+
+    ``labels``: the CSV (relative paths from ``root``), one row per image: the image's path (relative to
+    ``root``) in ``image_column``, the labels of the config's tasks in the columns of the same names.
+    ``split_column`` (cells ``train``, ``val``, ``test``) replaces the seeded random split
+    (``val_fraction``, ``test_fraction``; ``seed`` None: the experiment's seed). ``image_size``: one int
+    (square) or ``[height, width]`` to resize to; None keeps the files' size, which must then agree.
+    ``transform``: augmentation of the training images. Inputs ``x`` are ``[3, H, W]``: encoders are ``type: cnn``.
+    """
+
+    multi_input: ClassVar[bool] = False
+    input_key: ClassVar[str] = "x"
+    images: ClassVar[bool] = True
+    type: Literal["image_folder"]
+    root: Path
+    labels: Path = Path("labels.csv")
+    image_column: str = Field(default="image", min_length=1)
+    split_column: str | None = Field(default=None, min_length=1)
+    image_size: int | tuple[int, int] | None = None
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    seed: int | None = None
+    num_threads: int = Field(default=0, ge=0)
+    transform: ImageTransformConfig | None = None
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, value: int | tuple[int, int] | None) -> int | tuple[int, int] | None:
+        sizes = (value,) if isinstance(value, int) else value or ()
+        if any(size <= 0 for size in sizes):
+            raise ValueError(f"image_size must be a positive int or [height, width] of positive ints; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> ImageFolderDataConfig:
+        _check_fractions(self.val_fraction, self.test_fraction)
+        if self.split_column == self.image_column:
+            raise ValueError(f"split_column and image_column are both {self.image_column!r}; name two columns")
+        return self
+
+
 class MovieReviewsDataConfig(_Strict):
     """IMDB and Rotten Tomatoes sentiment (`multitask.data.load_movie_reviews`), one dataset per source: token ids.
 
@@ -309,6 +368,7 @@ DataConfig = (
     | MovieReviewsDataConfig
     | MultiMnistDataConfig
     | NYUv2DataConfig
+    | ImageFolderDataConfig
 )
 #: The union tags of the data and encoder sections, and their classes (error locations leave the tags out).
 _TAGGED: dict[str, type[BaseModel]] = {
@@ -318,6 +378,7 @@ _TAGGED: dict[str, type[BaseModel]] = {
     "movie_reviews": MovieReviewsDataConfig,
     "multi_mnist": MultiMnistDataConfig,
     "nyuv2": NYUv2DataConfig,
+    "image_folder": ImageFolderDataConfig,
     "mlp": MLPConfig,
     "bag_of_embeddings": BagOfEmbeddingsConfig,
     "cnn": CNNConfig,
@@ -557,11 +618,26 @@ class SchedulerConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    """The training budget and loop options (see `multitask.Trainer`)."""
+    """The training budget and loop options (see `multitask.Trainer`).
+
+    ``batch_size``: rows per batch, or ``{task: rows}`` for multi-input data. ``sampling``,
+    ``temperature``, ``tasks_per_step``, ``steps_per_epoch``: which tasks each step of multi-input data
+    draws (`multitask.data.TaskSchedule`; the temperature rule draws task t with probability ∝ n_t^(1/τ)).
+    ``num_workers``, ``pin_memory``, ``prefetch_factor``, ``persistent_workers``: how the data is read
+    (`multitask.data.LoaderOptions`; with workers, images are decoded in worker processes).
+    """
 
     epochs: int = Field(default=10, gt=0)
-    batch_size: int = Field(default=256, gt=0)
+    batch_size: Annotated[int, Field(gt=0)] | dict[str, Annotated[int, Field(gt=0)]] = 256
     eval_batch_size: int = Field(default=4096, gt=0)
+    sampling: Literal["round_robin", "proportional", "uniform", "temperature"] = "round_robin"
+    temperature: float | None = Field(default=None, gt=0)
+    tasks_per_step: int | None = Field(default=None, gt=0)
+    steps_per_epoch: int | None = Field(default=None, gt=0)
+    num_workers: int = Field(default=0, ge=0)
+    pin_memory: bool = False
+    prefetch_factor: int | None = Field(default=None, ge=1)
+    persistent_workers: bool = False
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig | None = None
     grad_clip: float | None = Field(default=None, gt=0)
@@ -571,6 +647,18 @@ class TrainingConfig(_Strict):
     checkpoint_every: int | None = Field(default=None, gt=0)
     on_nonfinite: Literal["raise", "skip"] = "raise"
     device: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent_loading(self) -> TrainingConfig:
+        if (self.sampling == "temperature") != (self.temperature is not None):
+            raise ValueError(
+                "sampling: temperature and a temperature τ go together (τ = 1: proportional, inf: uniform)"
+            )
+        if self.num_workers == 0 and (self.prefetch_factor is not None or self.persistent_workers):
+            raise ValueError("prefetch_factor and persistent_workers need worker processes: set num_workers > 0")
+        if isinstance(self.batch_size, dict) and not self.batch_size:
+            raise ValueError("batch_size: give one size, or a size for every task")
+        return self
 
 
 class CompareConfig(_Strict):
@@ -721,7 +809,20 @@ class ExperimentConfig(_Strict):
                 raise ValueError(f"compare.transfer pair {list(pair)} must name two different tasks of {names}")
         self._check_linear()
         self._check_analysis(names, architectures)
+        self._check_task_sampling(names)
         return self
+
+    def _check_task_sampling(self, names: list[str]) -> None:
+        training = self.training
+        if isinstance(training.batch_size, dict):
+            if not self.data.multi_input:
+                raise ValueError("training.batch_size per task needs multi-input data (one dataset per task)")
+            if sorted(training.batch_size) != sorted(names):
+                raise ValueError(
+                    f"training.batch_size must give a size for each task {names}; got {training.batch_size}"
+                )
+        if training.tasks_per_step is not None and training.tasks_per_step > len(names):
+            raise ValueError(f"training.tasks_per_step is {training.tasks_per_step} but there are {len(names)} tasks")
 
     def _check_linear(self) -> None:
         """The linear method fits one loss to every task, on one table of features."""
@@ -789,6 +890,13 @@ class ExperimentConfig(_Strict):
             if unknown:
                 raise ValueError(f"{self.data.type} has tasks {', '.join(known)}; unknown: {', '.join(unknown)}")
         self._check_dense_tasks()
+        if isinstance(self.data, ImageFolderDataConfig):
+            for index, task in enumerate(self.tasks):
+                if task.column is not None or task.positive is not None:
+                    raise ValueError(
+                        f"tasks[{index}]: each image_folder task reads the CSV column of its name (binary: 0/1 or "
+                        "two values, the later one in sorted order is 1): leave column and positive out"
+                    )
         if not self.data.multi_input:
             return
         for index, task in enumerate(self.tasks):
@@ -913,6 +1021,7 @@ _DATA_PATHS: dict[str, dict[str, bool]] = {
     "movie_reviews": {"path": False},
     "multi_mnist": {"root": True},
     "nyuv2": {"root": True},
+    "image_folder": {"root": True},
 }
 
 

@@ -41,6 +41,7 @@ from multitask.config import (
     CNNConfig,
     ExperimentConfig,
     GroupsConfig,
+    ImageFolderDataConfig,
     LinearConfig,
     MLPConfig,
     MovieReviewsDataConfig,
@@ -50,8 +51,10 @@ from multitask.config import (
     ParetoConfig,
     load_config,
 )
+from multitask.data import LoaderOptions
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._pipeline import Transform
 from multitask.data._tabular import TabularData, load_tabular
 from multitask.errors import CheckpointError, ConfigError, DataError
 from multitask.models import (
@@ -81,7 +84,7 @@ Encoder = MLP | BagOfEmbeddings | ConvNet
 
 
 def load_data(config: ExperimentConfig) -> ExperimentData:
-    """The encoded splits the config names: Census-Income, CSV files, Newsgroup or the movie reviews.
+    """The encoded splits the config names: Census-Income, CSV files, Newsgroup, the movie reviews or images.
 
     Multi-input data (``newsgroup``, ``movie_reviews``) keeps the config's tasks, in its order.
 
@@ -98,6 +101,23 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         spec = config.data
         nyuv2 = load_nyuv2(spec.root, val_fraction=spec.val_fraction, seed=config.seed, num_threads=spec.num_threads)
         return _config_tasks(nyuv2, config)
+    if isinstance(config.data, ImageFolderDataConfig):
+        from multitask.data._image_folder import load_image_folder
+
+        folder = config.data
+        images = load_image_folder(
+            folder.root,
+            folder.labels,
+            image_column=folder.image_column,
+            tasks={task.name: task.kind for task in config.tasks},  # the config's kinds, as for CSV data
+            image_size=folder.image_size,
+            val_fraction=folder.val_fraction,
+            test_fraction=folder.test_fraction,
+            split_column=folder.split_column,
+            seed=folder.seed if folder.seed is not None else config.seed,
+            num_threads=folder.num_threads,
+        )
+        return _config_tasks(images, config)
     if isinstance(config.data, CensusDataConfig):
         from multitask.data._census import load_census_income
 
@@ -410,6 +430,17 @@ def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> d
         "max_epochs": training.epochs,
         "batch_size": training.batch_size,
         "eval_batch_size": training.eval_batch_size,
+        "sampling": training.sampling,
+        "temperature": training.temperature,
+        "tasks_per_step": training.tasks_per_step,
+        "steps_per_epoch": training.steps_per_epoch,
+        "loading": LoaderOptions(
+            num_workers=training.num_workers,
+            pin_memory=training.pin_memory,
+            prefetch_factor=training.prefetch_factor,
+            persistent_workers=training.persistent_workers,
+            train_transform=_train_transform(config),
+        ),
         "grad_clip": training.grad_clip,
         "mixed_precision": training.mixed_precision,
         "patience": training.patience,
@@ -428,6 +459,13 @@ def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> d
     if callbacks:
         result["callbacks"] = callbacks
     return result
+
+
+def _train_transform(config: ExperimentConfig) -> Transform | None:
+    """The data section's training-only augmentation (``data.transform``), when it has one."""
+    if isinstance(config.data, ImageFolderDataConfig) and config.data.transform is not None:
+        return config.data.transform.build()
+    return None
 
 
 def output_dir(config: ExperimentConfig, output: str | Path | None = None) -> Path:
