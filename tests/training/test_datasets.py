@@ -352,3 +352,19 @@ def test_sigkill_inside_an_epoch_then_resume_equals_the_uninterrupted_run(tmp_pa
     actual = torch.load(killed_dir / "final.pt", weights_only=True)
     for name in expected:
         assert torch.equal(expected[name], actual[name]), f"{name} differs after resume"
+
+
+def test_validation_batches_of_a_dataset_are_checked_too() -> None:
+    columns = table(32, seed=2)
+    columns["a"] = columns["a"] - 1  # labels -1 / 0
+    with pytest.raises(DataError, match=r"task 'a': validation data, batch 1: column 'a' holds values from -1 to 0"):
+        Trainer(*make(), max_epochs=1, progress=False).fit(ArrayDataset(**table()), Rows(columns))
+
+
+def test_an_array_dataset_is_sliced_in_the_training_process_even_with_workers() -> None:
+    from multitask.data import SingleInputLoader
+
+    loader = SingleInputLoader(ArrayDataset(**table()), ["a"], 16, options=LoaderOptions(num_workers=2))
+    assert loader.reader.in_process
+    lazy_like = SingleInputLoader(Rows(table()), ["a"], 16, options=LoaderOptions(num_workers=2))
+    assert not lazy_like.reader.in_process

@@ -9,7 +9,9 @@ while the batch is read, in whichever process reads it, so a random augmentation
 are restored afterwards, so reading data never shifts the training's own random stream (dropout, say).
 
 `ArrayDataset` (and `LazyDataset`) keep their fast path: a batch is one slice of each column, never a list
-of per-row dictionaries, unless a per-sample transform has to see the rows.
+of per-row dictionaries, unless a per-sample transform has to see the rows; an in-memory `ArrayDataset`
+without a transform is sliced in the training process even when workers are configured (only a
+`LazyDataset`'s files, a user's dataset or a transform are worth a worker).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, default_collate, get_worker_info
 
 from multitask.data._dataset import ArrayDataset, Batch
+from multitask.data._lazy import LazyDataset
 from multitask.errors import ConfigError, DataError
 
 #: A per-sample transform: one sample ``{column: tensor}`` in, one out (e.g. a random flip of ``"x"``).
@@ -331,12 +334,15 @@ class BatchReader:
     ) -> None:
         self.options = options or LoaderOptions()
         self._reader = _Reader(sources, self.options, transform)
+        # in-memory tables without a transform are sliced where they are: shipping slices through workers only costs
+        in_memory = all(isinstance(s, ArrayDataset) and not isinstance(s, LazyDataset) for s in sources.values())
+        self.in_process = self.options.num_workers == 0 or (in_memory and transform is None)
         self._requests = _Requests()
         self._loader: DataLoader[Batch] | None = None
 
     def read(self, requests: Iterable[Request]) -> Iterator[Batch]:
         """The batches of ``requests``, in order."""
-        if self.options.num_workers == 0:
+        if self.in_process:
             for request in requests:
                 yield self._reader.__getitems__(request)
             return

@@ -588,6 +588,9 @@ class Trainer:
         for index, (batch, names) in enumerate(data.eval_groups(self.eval_batch_size, self.task_names)):
             if index % world != rank:  # multi-process: each process evaluates every world-th batch
                 continue
+            unchecked = [name for name in names if name in data.unscanned] if with_labels else []
+            if unchecked:  # data not scanned up front: each batch before it is used
+                check_batch(self.tasks, batch, unchecked, f"{data.role} data, batch {index + 1}")
             device_batch = self._to_device(batch)
             with self._autocast():
                 outputs = self.model(device_batch, names)
