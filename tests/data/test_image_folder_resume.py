@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,8 @@ import torch
 import yaml
 from PIL import Image
 
-from multitask.training.checkpoint import list_checkpoints, load_checkpoint
+from _killing import kill_after_step
+from multitask.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 IMAGES, SIZE = 200, 24
@@ -65,19 +65,8 @@ def test_sigkill_then_multitask_train_resume_gives_the_uninterrupted_weights(tmp
     environment = {**os.environ, "CI": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(_train(config, reference_dir), capture_output=True, text=True, env=environment, check=False)
     assert done.returncode == 0, done.stderr
-    process = subprocess.Popen(_train(config, killed_dir), stderr=subprocess.PIPE, env=environment)
-    target = STEPS_PER_EPOCH + 4
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        checkpoints = list_checkpoints(killed_dir / "mtl" / "checkpoints")
-        if checkpoints and int(checkpoints[-1].stem.split("-")[1]) >= target:
-            break
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it could be killed: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.005)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    killed_at = int(list_checkpoints(killed_dir / "mtl" / "checkpoints")[-1].stem.split("-")[1])
+    checkpoints = killed_dir / "mtl" / "checkpoints"
+    killed_at = kill_after_step(_train(config, killed_dir), checkpoints, STEPS_PER_EPOCH + 4, env=environment)
     assert not (killed_dir / "mtl" / "model.pt").exists() and killed_at < 3 * STEPS_PER_EPOCH
     resumed = subprocess.run(
         _train(config, killed_dir, "--resume"), capture_output=True, text=True, env=environment, check=False

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from _killing import kill_after_step
 from multitask import Task, Trainer
 from multitask.data import ArrayDataset, EpochSampler, LoaderOptions
 from multitask.errors import ConfigError, DataError
@@ -332,19 +331,8 @@ def test_sigkill_inside_an_epoch_then_resume_equals_the_uninterrupted_run(tmp_pa
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference = _run(reference_dir, *extra)
     assert reference.returncode == 0, reference.stderr
-    process = subprocess.Popen([sys.executable, str(SCRIPT), str(killed_dir), *extra], stderr=subprocess.PIPE)
-    target_step = 8 + 3  # inside the second epoch (8 steps per epoch)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        checkpoints = list_checkpoints(killed_dir / "checkpoints")
-        if checkpoints and int(checkpoints[-1].stem.split("-")[1]) >= target_step:
-            break
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it could be killed: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    killed_at = int(list_checkpoints(killed_dir / "checkpoints")[-1].stem.split("-")[1])
+    command = [sys.executable, str(SCRIPT), str(killed_dir), *extra]
+    killed_at = kill_after_step(command, killed_dir / "checkpoints", 8 + 3)  # inside the second epoch (8 steps each)
     assert not (killed_dir / "final.pt").exists() and killed_at % 8 != 0 and killed_at < 24
     resumed_run = _run(killed_dir, "--resume", *extra)
     assert resumed_run.returncode == 0, resumed_run.stderr

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from multitask.training.checkpoint import list_checkpoints
+from _killing import kill_after_step
 
 SCRIPT = Path(__file__).with_name("_resumable_run.py")
 STEPS_PER_EPOCH = 13  # ceil(400 / 32)
@@ -35,21 +33,9 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     reference = _run(reference_dir)
     assert reference.returncode == 0, reference.stderr
 
-    process = subprocess.Popen([sys.executable, str(SCRIPT), str(killed_dir)], stderr=subprocess.PIPE)
     target_step = STEPS_PER_EPOCH + 5  # inside the second epoch, after a validation
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        checkpoints = list_checkpoints(killed_dir / "checkpoints")
-        if checkpoints and int(checkpoints[-1].stem.split("-")[1]) >= target_step:
-            break
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it could be killed: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    killed_at = kill_after_step([sys.executable, str(SCRIPT), str(killed_dir)], killed_dir / "checkpoints", target_step)
     assert not (killed_dir / "final.pt").exists(), "the killed run must not have finished"
-    killed_at = int(list_checkpoints(killed_dir / "checkpoints")[-1].stem.split("-")[1])
     assert killed_at < 4 * STEPS_PER_EPOCH
 
     resumed = _run(killed_dir, "--resume")
