@@ -241,7 +241,7 @@ class Request(NamedTuple):
     """One planned batch: ``rows`` of dataset ``source`` (a task name; ``""`` for single-input data)."""
 
     source: str
-    rows: Tensor
+    rows: Tensor | slice
     seed: int
 
 
@@ -280,14 +280,16 @@ class _Reader(Dataset[Batch]):
         with contextlib.nullcontext() if fast else seeded(request.seed):
             return self._read(source, request.rows)
 
-    def _read(self, source: Source, index: Tensor) -> Batch:
+    def _read(self, source: Source, index: Tensor | slice) -> Batch:
         if isinstance(source, ArrayDataset):
-            batch = source[index]
+            batch = source[index]  # a slice (evaluation, in order) gives views, no copy
             if self.transform is None:
                 return batch
-            rows: list[Any] = [{key: value[i] for key, value in batch.items()} for i in range(len(index))]
+            count = len(next(iter(batch.values())))
+            rows: list[Any] = [{key: value[i] for key, value in batch.items()} for i in range(count)]
         else:
-            rows = [source[i] for i in index.tolist()]
+            positions = range(*index.indices(source_length(source))) if isinstance(index, slice) else index.tolist()
+            rows = [source[i] for i in positions]
             rows = [name_item(row, self.options.item_names) for row in rows]
         if self.transform is not None:
             rows = [self._transformed(row) for row in rows]

@@ -235,7 +235,7 @@ class TaskData:
 
 def _in_order(source: str, rows: int, batch_size: int) -> Iterator[Request]:
     for number, start in enumerate(range(0, rows, batch_size)):
-        yield Request(source, torch.arange(start, min(start + batch_size, rows)), batch_seed(0, -1, number))
+        yield Request(source, slice(start, min(start + batch_size, rows)), batch_seed(0, -1, number))
 
 
 def _no_transform(transform: Transform | None, kind: str | None) -> None:
