@@ -109,7 +109,10 @@ def test_config_error_exits_nonzero_with_one_line_and_no_traceback(tmp_path: Pat
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "tasks[0].kind: Input should be 'binary', 'multiclass' or 'regression' (got 'binry')" in lines[0]
+    assert (
+        "tasks[0].kind: unknown value 'binry'; did you mean 'binary'? allowed: binary, multiclass, regression"
+        in lines[0]
+    )
 
 
 def test_help_lists_the_commands() -> None:

@@ -95,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MultitaskError as error:
         print(f"multitask: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine's side: an unreadable file, a full disk, a missing device
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"multitask: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as error:
+        print(f"multitask: error: a file is not UTF-8 text (byte {error.start}): save it as UTF-8", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("multitask: error: out of memory: use smaller batches, layers or data", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("multitask: interrupted; continue with --resume", file=sys.stderr)
         return 130

@@ -6,10 +6,12 @@ unknown keys, so a config can never execute code.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, get_args
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -29,6 +31,7 @@ from pydantic import (
 )
 
 from multitask import aggregation, weighting
+from multitask._device import check_device
 from multitask._registry import Registry
 from multitask.adversarial import Adversary, ConstantSchedule, DANNSchedule
 from multitask.aggregation import Aggregator, GramianAggregator
@@ -57,6 +60,50 @@ MOVIE_REVIEWS_TASKS = ("imdb", "rotten_tomatoes")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, data: Any) -> Any:
+        """``lr: true`` is not 1.0, and ``report: 0`` is not false: a bool only where a bool is meant."""
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            if name not in data:
+                continue
+            value, kinds = data[name], _scalar_kinds(field.annotation)
+            if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
+                raise ValueError(f"{_FIELD}{name}: expected a number, got {str(value).lower()}")
+            if bool in kinds and kinds <= {bool, type(None)} and not isinstance(value, bool) and value is not None:
+                raise ValueError(f"{_FIELD}{name}: expected true or false, got {_short(value)}")
+        return data
+
+
+#: Marks a model-level error that belongs to one field (`describe_error` moves the name into the location).
+_FIELD = "field "
+
+
+def _scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types an annotation admits (``int | None`` -> {int, NoneType}); containers add nothing."""
+    if annotation in (bool, int, float, str, type(None)):
+        return {annotation}
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_kinds(get_args(annotation)[0])
+    if origin is Literal:
+        return {type(value) for value in get_args(annotation)}
+    if origin in (Union, UnionType):
+        return set().union(*(_scalar_kinds(arg) for arg in get_args(annotation)))
+    return set()
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters (an error line never echoes a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 12]}... ({len(text)} chars)"
+
+
+#: Seeds: what every generator accepts (NumPy's legacy seeding needs < 2**32).
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 def _positive_sizes(value: list[int]) -> list[int]:
@@ -145,7 +192,7 @@ class TaskConfig(_Strict):
     convolutional head on the encoder's feature maps, upsampled to the input's resolution.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)
     kind: Literal["binary", "multiclass", "regression"]
     dense: bool = False
     column: str | None = None
@@ -228,7 +275,7 @@ class NewsgroupDataConfig(_Strict):
     features: Literal["tfidf", "counts"] = "tfidf"
     val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
-    seed: int | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> NewsgroupDataConfig:
@@ -253,7 +300,7 @@ class MultiMnistDataConfig(_Strict):
     root: Path | None = None
     limit: int | None = Field(default=None, ge=10)
     val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
-    seed: int | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _root_for_fashion(self) -> MultiMnistDataConfig:
@@ -315,7 +362,7 @@ class ImageFolderDataConfig(_Strict):
     image_size: int | tuple[int, int] | None = None
     val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
-    seed: int | None = None
+    seed: Seed | None = None
     num_threads: int = Field(default=0, ge=0)
     transform: ImageTransformConfig | None = None
 
@@ -353,7 +400,7 @@ class MovieReviewsDataConfig(_Strict):
     max_vocabulary: int | None = Field(default=20_000, ge=3)
     val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
-    seed: int | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> MovieReviewsDataConfig:
@@ -648,6 +695,16 @@ class TrainingConfig(_Strict):
     on_nonfinite: Literal["raise", "skip"] = "raise"
     device: str | None = None
 
+    @field_validator("device")
+    @classmethod
+    def _a_device_here(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_device(value)
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+        return value
+
     @model_validator(mode="after")
     def _consistent_loading(self) -> TrainingConfig:
         if (self.sampling == "temperature") != (self.temperature is not None):
@@ -748,7 +805,7 @@ class AnalysisConfig(_Strict):
     conflict_every: int | None = Field(default=None, gt=0)
     affinity_every: int | None = Field(default=None, gt=0)
     affinity_lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    seeds: list[int] | None = Field(default=None, min_length=2)
+    seeds: list[Seed] | None = Field(default=None, min_length=2)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     interval: Literal["t", "bootstrap"] = "t"
     pareto: ParetoConfig | None = None
@@ -774,7 +831,7 @@ class ExperimentConfig(_Strict):
 
     name: str = "experiment"
     output: Path | None = None
-    seed: int = 0
+    seed: Seed = 0
     data: DataConfig = Field(discriminator="type")
     tasks: list[TaskConfig] = Field(min_length=1)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -995,9 +1052,13 @@ def load_config(path: str | Path) -> ExperimentConfig:
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read config {path}: {error.strerror}") from error
+        text = path.read_bytes().decode("utf-8-sig")
+        raw = yaml.safe_load(text)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {error.start}): save the config as UTF-8") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigError(f"cannot read config {_short(str(path), 120)}: {reason}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from error
     return parse_config(raw, base_dir=path.parent, source=str(path))
@@ -1032,11 +1093,15 @@ def _resolve_paths(config: ExperimentConfig, base_dir: Path, source: str) -> Exp
         value: Path | None = getattr(config.data, field)
         if value is None:
             continue
-        resolved = (value if value.is_absolute() else base_dir / value).resolve()
-        if is_folder and not resolved.is_dir():
-            raise ConfigError(f"{source}: data.{field}: folder not found: {resolved}")
-        if not is_folder and not resolved.is_file():
-            raise ConfigError(f"{source}: data.{field}: file not found: {resolved}")
+        try:
+            resolved = (value if value.is_absolute() else base_dir / value).resolve()
+            found = resolved.is_dir() if is_folder else resolved.is_file()
+        except (OSError, ValueError) as error:  # a path too long, a NUL byte
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise ConfigError(f"{source}: data.{field}: unusable path {_short(str(value), 80)}: {reason}") from None
+        if not found:
+            what = "folder" if is_folder else "file"
+            raise ConfigError(f"{source}: data.{field}: {what} not found: {_short(str(resolved), 120)}")
         updates[field] = resolved
     if not updates:
         return config
@@ -1050,22 +1115,40 @@ def describe_error(error: ValidationError, model: type[BaseModel]) -> str:
     location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts).lstrip(".")
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
+    if message.startswith(_FIELD):  # a model-level check of one field: the field joins the location
+        name, message = message.removeprefix(_FIELD).split(": ", 1)
+        location = f"{location}.{name}".lstrip(".")
     if first["type"] == "union_tag_invalid":
         context = first.get("ctx", {})
         location += ".type"
         message = f"unknown type {context.get('tag')!r}; allowed: {context.get('expected_tags')}"
     elif first["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, [str(part) for part in first["loc"][:-1]])
-        message = f"unknown key; allowed keys: {', '.join(allowed)}" if allowed else "unknown key"
+        message = f"unknown key; {_choices(str(first['loc'][-1]), allowed)}" if allowed else "unknown key"
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] == "literal_error":
+        expected = re.findall(r"'([^']*)'", message)
+        message = f"unknown value {_short(value)}; {_choices(str(value), expected, 'allowed')}"
     elif isinstance(value, str | int | float | bool) and first["type"] not in ("value_error", "assertion_error"):
-        message += f" (got {value!r})"
+        message += f" (got {_short(value)})"
+    if len(message) > 280:  # a safety net: messages are written short, echoes of values are cut by _short
+        message = message[:260] + f"... ({len(message)} chars)"
     more = len(error.errors()) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     if not location:  # a check of the whole config: its message names the fields
         return f"{message}{suffix}"
     return f"{location}: {message}{suffix}"
+
+
+def _choices(given: str, allowed: list[str], what: str = "allowed keys") -> str:
+    """``did you mean 'x'?`` for a near miss, and the allowed names (at most 8 of them)."""
+    close = difflib.get_close_matches(given, allowed, n=1, cutoff=0.6)
+    if close and len(allowed) > 8:  # a near miss among many: the suggestion says enough
+        return f"did you mean {close[0]!r}? ({len(allowed)} {what}: see docs/config.md)"
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    more = f", ... ({len(allowed)} in all; see docs/config.md)" if len(allowed) > 8 else ""
+    return f"{hint}{what}: {', '.join(allowed[:8])}{more}"
 
 
 def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:

@@ -141,8 +141,10 @@ class Task:
     metric_fns: dict[str, AnyMetric] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"task name must be non-empty and contain no '/'; got {self.name!r}")
+        if not isinstance(self.name, str) or not self.name or "/" in self.name or "." in self.name:
+            raise ConfigError(
+                f"task name must be a non-empty string without '/' or '.' (it keys modules and logs); got {self.name!r}"
+            )
         if self.kind not in TASK_KINDS:
             raise UnknownNameError(f"task {self.name!r}: unknown kind {self.kind!r}; allowed: {', '.join(TASK_KINDS)}")
         if not isinstance(self.head, nn.Module):

@@ -56,7 +56,7 @@ def test_a_config_built_strategy_trains_on_multi_input_data() -> None:
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"scheme": "gan"}, r"strategy\.adversary\.scheme: Input should be 'reversal' or 'alternating'"),
+        ({"scheme": "gan"}, r"strategy\.adversary\.scheme: unknown value 'gan'; allowed: reversal, alternating"),
         ({"weight": -1}, r"strategy\.adversary\.weight: Input should be greater than or equal to 0"),
         ({"gamma": 5.0}, r"strategy\.adversary: gamma is read only by schedule: dann"),
         ({"discriminator_lr": 0.1}, r"strategy\.adversary: discriminator_lr is read only by scheme: alternating"),

@@ -396,7 +396,7 @@ def test_the_config_kinds_are_the_loaders_kinds(tmp_path: Path) -> None:
         ({"val_fraction": 0.5, "test_fraction": 0.5}, None, "must be below 1"),
         ({"split_column": "image"}, None, "split_column and image_column are both 'image'"),
         ({"transform": {"crop_padding": -1}}, None, r"data\.transform\.crop_padding"),
-        ({"transform": {"vflip": True}}, None, "unknown key; allowed keys: hflip, crop_padding"),
+        ({"transform": {"vflip": True}}, None, r"vflip: unknown key; did you mean 'hflip'\? allowed keys: hflip"),
         ({}, [{"name": "bright", "kind": "binary", "column": "b"}], "leave column and positive out"),
         ({}, [{"name": "brightness", "kind": "regression", "dense": True}], "are not per-pixel"),
     ],

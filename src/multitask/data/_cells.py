@@ -26,9 +26,14 @@ def is_missing(values: NDArray[Any]) -> NDArray[np.bool_]:
 
 
 def to_float(values: NDArray[Any], what: str, hint: str = "") -> NDArray[np.float64]:
-    """Parse a column to float64; missing cells become NaN."""
+    """Parse a column to float64; missing cells become NaN.
+
+    Raises:
+        DataError: A cell is not a number, or is infinite (``inf``, ``1e999``): the message names ``what``
+            and the row.
+    """
     try:  # fast path: numbers, or strings without missing markers other than "nan"
-        return values.astype(np.float64)
+        return _finite(values.astype(np.float64), what)
     except ValueError:
         pass
     missing = is_missing(values)
@@ -40,7 +45,18 @@ def to_float(values: NDArray[Any], what: str, hint: str = "") -> NDArray[np.floa
         raise DataError(
             f"{what} must be numeric but holds {bad!r}; {hint}mark missing cells with one of {sorted(MISSING_VALUES)}"
         ) from None
-    return out
+    return _finite(out, what)
+
+
+def _finite(numbers: NDArray[np.float64], what: str) -> NDArray[np.float64]:
+    infinite = np.isinf(numbers)
+    if infinite.any():
+        row = int(np.argmax(infinite))
+        raise DataError(
+            f"{what} holds {numbers[row]} in data row {row + 1}: values must be finite (leave the cell empty "
+            "for a missing value)"
+        )
+    return numbers
 
 
 def parses_as_float(value: Any) -> bool:

@@ -168,10 +168,18 @@ def read_csv_columns(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"CSV file not found: {path} (resolved to {path.resolve()}); check the path")
-    with path.open(newline="", encoding="utf-8") as file, _gc_paused():
-        reader = csv.reader(file, delimiter=delimiter, skipinitialspace=skipinitialspace)
-        header_row = next(filter(None, reader), None) if header else None
-        rows = list(filter(None, reader))  # blank lines read as [] and are dropped
+    try:  # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first name
+        with path.open(newline="", encoding="utf-8-sig") as file, _gc_paused():
+            reader = csv.reader(file, delimiter=delimiter, skipinitialspace=skipinitialspace)
+            header_row = next(filter(None, reader), None) if header else None
+            rows = list(filter(None, reader))  # blank lines read as [] and are dropped
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {error.start}: {error.object[error.start : error.start + 1]!r}); "
+            "save it as UTF-8 (e.g. from latin-1: iconv -f latin1 -t utf-8)"
+        ) from None
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror or error}") from None
     if header_row is not None and names is not None and len(header_row) != len(names):
         raise DataError(f"`names` has {len(names)} entries but the header of {path} has {len(header_row)}")
     width = len(names) if names is not None else len(header_row) if header_row is not None else None
@@ -194,7 +202,7 @@ def read_csv_columns(
 def _raise_ragged(path: Path, has_header: bool, width: int | None, delimiter: str, skip: bool) -> NoReturn:
     """Find the first row whose width differs (slow path, only on error) and say where it is."""
     source = "`names`" if width is not None and not has_header else "the header" if has_header else "line 1"
-    with path.open(newline="", encoding="utf-8") as file:
+    with path.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file, delimiter=delimiter, skipinitialspace=skip)
         for row in reader:
             if not row:
@@ -381,7 +389,10 @@ def load_tabular(
     def read(path: StrPath | None) -> dict[str, NDArray[np.object_]] | None:
         if path is None:
             return None
-        return read_csv_columns(path, header=header, names=names, usecols=usecols)
+        columns = read_csv_columns(path, header=header, names=names, usecols=usecols)
+        for name in numeric:  # before any split: a bad cell is named by its row in this file
+            to_float(columns[name], f"{Path(path).name}: numeric column {name!r}")
+        return columns
 
     splits = {"train": read(train), "val": read(val), "test": read(test)}
     if val_fraction:
