@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
+import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -76,6 +78,7 @@ from multitask.training import Callback, Trainer
 from multitask.training._data import Data
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
 from multitask.training.distributed import Distributed
+from multitask.training.lock import LOCK_FILE, RunFolderLock, prepare_folder
 
 #: What `load_data` returns: single-input splits (`TabularData`) or, for multi-input data types, `MultiTaskData`
 #: with ``{task: ArrayDataset}`` splits. Both have ``train``, ``val``, ``test``, ``kinds`` and ``classes``.
@@ -291,6 +294,37 @@ def build_encoder(config: ExperimentConfig, num_features: int, in_shape: Sequenc
     return _encoder(config.model.encoder, num_features, in_shape)
 
 
+_Built = TypeVar("_Built")
+
+
+def _refuse_huge_layers(build: Callable[..., _Built]) -> Callable[..., _Built]:
+    """A layer too large to allocate (``hidden: [200000, 200000]``) is a config error naming the size, not a
+    traceback from the allocator."""
+
+    @functools.wraps(build)
+    def checked(*args: Any, **kwargs: Any) -> _Built:
+        try:
+            return build(*args, **kwargs)
+        except (RuntimeError, MemoryError, OverflowError, TypeError) as error:
+            text = str(error)
+            wanted = re.search(r"allocate (\d+) bytes", text)
+            huge = wanted is not None or isinstance(error, MemoryError | OverflowError) or "Overflow" in text
+            if not huge or (isinstance(error, TypeError) and "Overflow" not in text):
+                raise
+            size = (
+                f"{int(wanted.group(1)):,} bytes ({int(wanted.group(1)) / 2**30:,.0f} GiB)"
+                if wanted is not None
+                else "more elements than a tensor can hold"
+            )
+            raise ConfigError(
+                f"model: a layer asks for {size}, more than this machine can allocate: make the layer sizes "
+                "(model.encoder hidden/channels, expert, private) smaller"
+            ) from None
+
+    return checked
+
+
+@_refuse_huge_layers
 def _encoder(
     spec: MLPConfig | BagOfEmbeddingsConfig | CNNConfig, num_features: int, in_shape: Sequence[int] | None = None
 ) -> Encoder:
@@ -340,6 +374,7 @@ def build_model(
     def experts(count: int) -> list[nn.Module]:
         return [expert(num_features) for _ in range(count)]
 
+    @_refuse_huge_layers
     def build(tasks: Sequence[Task]) -> MultiTaskModel:
         if architecture in ("mmoe", "omoe"):
             shared_gate = architecture == "omoe"
@@ -509,10 +544,29 @@ def run_experiment(
             "analysis.seeds, analysis.pareto, analysis.groups and the linear method run on one process only (not "
             "under torchrun or --nproc yet): train them without --nproc"
         )
-    if distributed is None:
-        _prepare_run_dir(directory, saved, resume, overwrite)
-    else:
-        distributed.run_on_main(_prepare_run_dir, directory, saved, resume, overwrite)
+    lock = RunFolderLock(directory)
+    if distributed is None or distributed.is_main:  # one writer: the lock before anything is written
+        lock.acquire()
+    try:
+        if distributed is None:
+            _prepare_run_dir(directory, saved, resume, overwrite)
+        else:
+            distributed.run_on_main(_prepare_run_dir, directory, saved, resume, overwrite)
+        return _run_all(config, data, directory, resume, progress, distributed)
+    finally:
+        lock.release()
+
+
+def _run_all(
+    config: ExperimentConfig,
+    data: ExperimentData,
+    directory: Path,
+    resume: bool,
+    progress: bool | None,
+    distributed: Distributed | None,
+) -> Comparison:
+    """`run_experiment` once the run folder is prepared and locked."""
+    analysis = config.analysis
     runs = _Runs(config, data, resume, progress)
     seeds = analysis.seeds or [config.seed]
     folders = {seed: directory / f"seed-{seed}" if analysis.seeds else directory for seed in seeds}
@@ -712,9 +766,22 @@ def _judge_transfer(config: ExperimentConfig, comparisons: list[Comparison], dir
         report.write(target)
 
 
+def _holds_a_run(directory: Path) -> bool:
+    """Whether the run folder holds anything but its lock file."""
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise ConfigError(
+                f"output folder {directory} is not a folder (a file or a device): choose another --output"
+            )
+        return directory.is_dir() and any(entry.name != LOCK_FILE for entry in directory.iterdir())
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigError(f"output folder {str(directory)[:120]} cannot be used: {reason}") from None
+
+
 def _check_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
     """Raise unless the run folder may be used as ``resume``/``overwrite`` say (reads only)."""
-    if directory.exists() and any(directory.iterdir()) and not resume and not overwrite:
+    if _holds_a_run(directory) and not resume and not overwrite:
         raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
     previous = directory / "config.yaml"
     if resume and previous.is_file() and previous.read_text() != saved:
@@ -727,9 +794,11 @@ def _check_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -
 def _prepare_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
     """Check the run folder against ``resume``/``overwrite``, then create it holding ``config.yaml``."""
     _check_run_dir(directory, saved, resume, overwrite)
-    if directory.exists() and any(directory.iterdir()) and not resume:  # overwrite
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if _holds_a_run(directory) and not resume:  # overwrite: everything but the lock this run holds
+        for entry in directory.iterdir():
+            if entry.name != LOCK_FILE:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    prepare_folder(directory)
     (directory / "config.yaml").write_text(saved)
 
 
@@ -819,7 +888,7 @@ def _evaluate_folder(
             raise CheckpointError(f"missing {entry.path}{hint}")
         tasks = [all_tasks[name] for name in entry.task_names]
         model = build_model(config, entry.architecture or _architecture(config, entry.method), size, shape)(tasks)
-        model.load_state_dict(load_checkpoint(entry.path)["model"])
+        _load_weights(model, entry.path)
         trainer = Trainer(model, tasks, progress=False, device=config.training.device)
         evaluation = trainer.evaluate(_of_tasks(dataset, entry.task_names))
         serves = entry.serves or entry.task_names
@@ -831,6 +900,26 @@ def _evaluate_folder(
         results["linear"] = linear.evaluate(dataset, [all_tasks[name] for name in linear.task_names])
     directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in all_tasks.values()}
     return Comparison(results, directions)
+
+
+def _load_weights(model: nn.Module, path: Path) -> None:
+    """``model``'s weights from the saved ``model.pt`` at ``path``.
+
+    Raises:
+        CheckpointError: The file is not one (`load_checkpoint`), or holds something other than this model's
+            weights (another architecture, other layer sizes, not a state dictionary); the message names it.
+    """
+    state = load_checkpoint(path).get("model")
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no model weights (its 'model' entry is {type(state).__name__})")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} does not hold this config's {type(model).__name__} ({first[:150]}): was the run trained with "
+            "another config?"
+        ) from None
 
 
 def _of_tasks(dataset: Data, names: Sequence[str]) -> Data:

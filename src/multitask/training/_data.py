@@ -249,7 +249,7 @@ def _no_transform(transform: Transform | None, kind: str | None) -> None:
 def label_problem(task: Task, target: Tensor, mask: Tensor) -> str | None:
     """What is wrong with ``task``'s labelled values for its kind, or None.
 
-    Binary and multi-label targets lie in [0, 1] (0/1, or a probability); multiclass targets are
+    Binary and multi-label targets are 0 or 1; multiclass targets are
     non-negative integer class indices (``ignore_index`` marks a missing one); every target is numeric.
     """
     if target.dtype == torch.bool:
@@ -261,10 +261,11 @@ def label_problem(task: Task, target: Tensor, mask: Tensor) -> str | None:
         return None
     if task.kind in ("binary", "multilabel"):
         values = labelled.double()
-        if bool(((values < 0) | (values > 1)).any()):
+        wrong = (values != 0) & (values != 1)
+        if bool(wrong.any()):
             return (
-                f"holds values from {float(values.min()):g} to {float(values.max()):g}; {task.kind} labels lie in "
-                "[0, 1] (0/1, or a probability; NaN marks a missing label)"
+                f"holds {float(values[wrong][0]):g} (values from {float(values.min()):g} to {float(values.max()):g}); "
+                f"{task.kind} labels are 0 or 1 (NaN marks a missing label)"
             )
     elif task.kind == "multiclass":
         values = labelled.double()

@@ -13,11 +13,14 @@ import io
 import os
 import random
 import re
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from multitask.errors import CheckpointError
 
@@ -34,11 +37,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    except OSError as error:  # e.g. a full disk: no partial file left, the previous file (if any) intact
+        temporary.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+        raise CheckpointError(
+            f"cannot write {path}: {error.strerror or error}; it needs {len(data):,} bytes and {free:,} are free "
+            "(the previous checkpoint is kept)"
+        ) from None
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -82,6 +93,53 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a state dictionary")
     return state
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def sweep_temporaries(directory: Path) -> list[Path]:
+    """Delete the partial files that writers killed mid-write left in ``directory`` (``.NAME.PID.tmp`` of a
+    process that no longer runs); the deleted paths."""
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match is None or not entry.is_file() or _alive(int(match.group(1))):
+            continue
+        entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def non_finite_entries(state: Any, prefix: str = "") -> list[str]:
+    """The names of the floating-point tensors in a (nested) state that hold NaN or an infinity."""
+    if isinstance(state, Tensor):
+        return [prefix or "value"] if state.is_floating_point() and not bool(torch.isfinite(state).all()) else []
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, list | tuple):
+        items = enumerate(state)
+    else:
+        return []
+    found: list[str] = []
+    for key, value in items:
+        found += non_finite_entries(value, f"{prefix}.{key}" if prefix else str(key))
+    return found
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:

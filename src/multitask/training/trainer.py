@@ -17,9 +17,10 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from multitask._backward import BackwardResult, backward
+from multitask._device import check_device
 from multitask.data import LoaderOptions
 from multitask.data._loaders import Sampling, Step
-from multitask.errors import CheckpointError, ConfigError, DataError
+from multitask.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, ShapeError
 from multitask.jacobian import JacobianEngine
 from multitask.metrics import delta_m, nanmean
 from multitask.models._base import MultiTaskModel
@@ -44,6 +45,7 @@ from multitask.training.callbacks import (
     tensorboard_available,
 )
 from multitask.training.distributed import Distributed
+from multitask.training.lock import RunFolderLock
 
 _log = logging.getLogger("multitask")
 
@@ -165,7 +167,7 @@ class Trainer:
         self.distributed = Distributed.resolve(distributed)
         if self.distributed is not None:  # one GPU per process: cuda:LOCAL_RANK
             device = self.distributed.training_device(device)
-        self.device = torch.device(device) if device is not None else _default_device()
+        self.device = check_device(device) if device is not None else _default_device()
         self.model = model.to(self.device)
         self.tasks = {task.name: task for task in tasks}
         self.task_names = tuple(self.tasks)
@@ -232,6 +234,7 @@ class Trainer:
         self._weight_sums = torch.zeros(len(tasks), dtype=torch.float64)
         self._updates_in_epoch = 0
         self._epoch_seconds = math.nan
+        self._skipped_in_epoch = 0
         self._unscanned: frozenset[str] = frozenset()  # tasks whose training batches are checked as they arrive
         self._seen: set[str] = set()  # of those, the ones read in this epoch
 
@@ -309,6 +312,26 @@ class Trainer:
             )
         self._total_steps = max(1, self.max_epochs * (num_steps or 1))
         self._unscanned = train_data.unscanned
+        lock = RunFolderLock(self.run_dir) if self.run_dir is not None and self.is_main_process else None
+        if lock is not None:  # one writer per run folder, and no partial file of a killed writer left behind
+            lock.acquire()
+            for folder in (lock.directory, lock.directory / "checkpoints"):
+                ckpt.sweep_temporaries(folder)
+        try:
+            return self._fit(loader, num_steps, train_data, val_data, monitor, resume)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(
+        self,
+        loader: StepLoader,
+        num_steps: int | None,
+        train_data: TaskData,
+        val_data: TaskData | None,
+        monitor: str | None,
+        resume: bool,
+    ) -> list[dict[str, float]]:
         if self._distributed_step is not None:
             self._distributed_step.start(self, train_data, val_data, num_steps)
         if resume:
@@ -332,6 +355,7 @@ class Trainer:
         if self.restore_best and self.selection.best_state is not None:
             self.model.load_state_dict(self.selection.best_state)
         if self.run_dir is not None and self.is_main_process:
+            self._check_finite("the final model")
             ckpt.save_checkpoint(self.run_dir / "model.pt", {"model": self.model.state_dict()})
         for callback in self.callbacks:
             callback.on_fit_end(self)
@@ -355,6 +379,7 @@ class Trainer:
         self._epoch_counts.zero_()
         self._weight_sums.zero_()
         self._updates_in_epoch = 0
+        self._skipped_in_epoch = 0
 
     def _run_epoch(self, steps: Iterator[Step], num_steps: int | None) -> None:
         started = time.perf_counter()
@@ -389,12 +414,11 @@ class Trainer:
         with self._autocast(), forward_rng:
             for batch, names in groups:
                 batch = self._to_device(batch)
-                outputs.update(self.model(batch, names))
+                outputs.update(self._forward(batch, names, where))
                 batches.update(dict.fromkeys(names, batch))
+                check_classes(self.tasks, outputs, batch, names, f"training data, {where}")
                 if unscanned:
-                    checked = [n for n in names if n in self._unscanned]
-                    check_classes(self.tasks, outputs, batch, checked, f"training data, {where}")
-                    self._seen.update(checked)
+                    self._seen.update(n for n in names if n in self._unscanned)
                 if use_features or self.strategy.adversary is not None:
                     features.append(self._shared_features(names))
             losses = task_losses(list(self.tasks.values()), outputs, batches)
@@ -450,6 +474,23 @@ class Trainer:
             dict(zip(self.task_names, weight_values.tolist(), strict=True)),
         )
 
+    def _forward(self, batch: Mapping[str, Tensor], names: tuple[str, ...], where: str) -> dict[str, Tensor]:
+        """The model on one batch; a shape mismatch becomes a `ShapeError` that shows the batch's columns."""
+        try:
+            outputs: dict[str, Tensor] = self.model(batch, names)
+            return outputs
+        except RuntimeError as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if isinstance(error, torch.OutOfMemoryError) or not any(
+                word in message for word in ("shape", "size", "dimension", "mat1", "expected input", "channels")
+            ):
+                raise
+            columns = ", ".join(f"{key} {list(value.shape)}" for key, value in batch.items())
+            raise ShapeError(
+                f"the model cannot take a batch of the training data ({where}; columns: {columns[:160]}): "
+                f"{message[:200]}; check the encoder's input size against the data"
+            ) from None
+
     def _shared_features(self, names: tuple[str, ...]) -> Tensor:
         features = self.model.shared_features()
         if features is None:
@@ -479,6 +520,7 @@ class Trainer:
     def _skip(self, values: Tensor, counts: Mapping[str, int]) -> StepResult:
         """Count a step that leaves the weights untouched (``on_nonfinite="skip"``)."""
         self.skipped_steps += 1
+        self._skipped_in_epoch += 1
         return StepResult(self.epoch, self.step_in_epoch, self.global_step, self._loss_dict(values, counts), {}, True)
 
     def _loss_dict(self, values: Tensor, counts: Mapping[str, int]) -> dict[str, float]:
@@ -495,9 +537,23 @@ class Trainer:
                 )
         self._seen.clear()
 
+    def _check_skipped(self) -> None:
+        """Report the epoch's skipped steps; most of them skipped means the run diverged: stop, saving nothing."""
+        skipped, steps = self._skipped_in_epoch, self.step_in_epoch
+        if skipped == 0 or (not self.is_main_process and 2 * skipped <= steps):
+            return
+        if 2 * skipped > steps:
+            raise NonFiniteLossError(
+                f"epoch {self.epoch + 1}: {skipped} of {steps} steps were skipped for NaN or infinite losses "
+                "(on_nonfinite='skip'): the run diverged, nothing of this epoch is saved; lower the learning rate "
+                "or set grad_clip"
+            )
+        _log.warning("epoch %d: %d of %d steps skipped for NaN or infinite losses", self.epoch + 1, skipped, steps)
+
     def _end_epoch(self, val_data: TaskData | None, monitor: str | None) -> dict[str, float]:
         self._check_labels_seen()
-        record: dict[str, float] = {"epoch": float(self.epoch)}
+        self._check_skipped()
+        record: dict[str, float] = {"epoch": float(self.epoch), "train/skipped_steps": float(self._skipped_in_epoch)}
         train_means = self._epoch_sums / self._epoch_counts.clamp(min=1)
         train_means[self._epoch_counts == 0] = math.nan
         for name, value in zip(self.task_names, train_means.tolist(), strict=True):
@@ -521,6 +577,7 @@ class Trainer:
         self._epoch_counts.zero_()
         self._weight_sums.zero_()
         self._updates_in_epoch = 0
+        self._skipped_in_epoch = 0
         return record
 
     def _validation_record(self, val_data: TaskData) -> dict[str, float]:
@@ -650,6 +707,7 @@ class Trainer:
                 "label_counts": self._epoch_counts,
                 "weight_sums": self._weight_sums,
                 "updates": self._updates_in_epoch,
+                "skipped": self._skipped_in_epoch,
             },
             "history": self.history,
             "selection": self.selection.state_dict(),
@@ -682,6 +740,7 @@ class Trainer:
         self._epoch_counts = accumulators["label_counts"].clone()
         self._weight_sums = accumulators["weight_sums"].clone()
         self._updates_in_epoch = accumulators["updates"]
+        self._skipped_in_epoch = accumulators.get("skipped", 0)
         self.history = [dict(record) for record in state["history"]]
         self.selection.load_state_dict(state["selection"])
 
@@ -690,10 +749,22 @@ class Trainer:
             return
         directory = self.run_dir / "checkpoints"
         if self.is_main_process:  # every process holds the same state: rank 0 writes it
+            self._check_finite("a checkpoint")
             ckpt.save_checkpoint(ckpt.checkpoint_path(directory, self.global_step), self.state_dict())
             ckpt.prune_checkpoints(directory, self.keep_checkpoints)
         if self.distributed is not None:
             self.distributed.barrier()
+
+    def _check_finite(self, what: str) -> None:
+        """Nothing non-finite is ever written: the weights and the optimiser's state are checked first."""
+        bad = ckpt.non_finite_entries({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise NonFiniteLossError(
+                f"after step {self.global_step} the weights hold NaN or infinite values ({shown}), so {what} is not "
+                "written (the last good checkpoint is kept): the run diverged; lower the learning rate or set "
+                "grad_clip"
+            )
 
     def _resume(self) -> None:
         if self.run_dir is None:
@@ -708,7 +779,15 @@ class Trainer:
                 warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'}; starting from scratch", stacklevel=3)
             torch.manual_seed(self.seed)
             return
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)
+        except CheckpointError as error:
+            raise CheckpointError(f"{checkpoints[-1]}: {error}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as error:
+            raise CheckpointError(
+                f"{checkpoints[-1]} is not a checkpoint of this trainer ({type(error).__name__}: {str(error)[:120]}); "
+                "delete it to resume from an earlier one, or start a new run"
+            ) from None
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
