@@ -36,7 +36,7 @@ from multitask._registry import Registry
 from multitask.adversarial import Adversary, ConstantSchedule, DANNSchedule
 from multitask.aggregation import Aggregator, GramianAggregator
 from multitask.aggregation._base import registry as aggregation_registry
-from multitask.errors import ConfigError
+from multitask.errors import ConfigError, os_reason
 from multitask.jacobian import JacobianEngine
 from multitask.metrics import BUILTIN_DENSE_METRICS, BUILTIN_METRICS
 from multitask.strategy import Strategy, Target
@@ -1057,8 +1057,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path} is not UTF-8 text (byte {error.start}): save the config as UTF-8") from None
     except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ConfigError(f"cannot read config {_short(str(path), 120)}: {reason}") from None
+        raise ConfigError(f"cannot read config {_short(str(path), 120)}: {os_reason(error)}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from error
     return parse_config(raw, base_dir=path.parent, source=str(path))
@@ -1097,8 +1096,9 @@ def _resolve_paths(config: ExperimentConfig, base_dir: Path, source: str) -> Exp
             resolved = (value if value.is_absolute() else base_dir / value).resolve()
             found = resolved.is_dir() if is_folder else resolved.is_file()
         except (OSError, ValueError) as error:  # a path too long, a NUL byte
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            raise ConfigError(f"{source}: data.{field}: unusable path {_short(str(value), 80)}: {reason}") from None
+            raise ConfigError(
+                f"{source}: data.{field}: unusable path {_short(str(value), 80)}: {os_reason(error)}"
+            ) from None
         if not found:
             what = "folder" if is_folder else "file"
             raise ConfigError(f"{source}: data.{field}: {what} not found: {_short(str(resolved), 120)}")

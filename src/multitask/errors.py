@@ -37,3 +37,8 @@ class CheckpointError(MultitaskError):
 
 class DistributedError(MultitaskError, RuntimeError):
     """A multi-process run cannot go on: a process died, stalled past the timeout, or disagrees with the others."""
+
+
+def os_reason(error: OSError | ValueError) -> str:
+    """Why a file-system call failed, in a few words: ``"Not a directory"``, ``"embedded null byte"``."""
+    return error.strerror if isinstance(error, OSError) and error.strerror else str(error)

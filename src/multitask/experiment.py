@@ -78,7 +78,7 @@ from multitask.training import Callback, Trainer
 from multitask.training._data import Data
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
 from multitask.training.distributed import Distributed
-from multitask.training.lock import LOCK_FILE, RunFolderLock, prepare_folder
+from multitask.training.lock import LOCK_FILE, RunFolderLock, existing_folder, prepare_folder
 
 #: What `load_data` returns: single-input splits (`TabularData`) or, for multi-input data types, `MultiTaskData`
 #: with ``{task: ArrayDataset}`` splits. Both have ``train``, ``val``, ``test``, ``kinds`` and ``classes``.
@@ -768,15 +768,7 @@ def _judge_transfer(config: ExperimentConfig, comparisons: list[Comparison], dir
 
 def _holds_a_run(directory: Path) -> bool:
     """Whether the run folder holds anything but its lock file."""
-    try:
-        if directory.exists() and not directory.is_dir():
-            raise ConfigError(
-                f"output folder {directory} is not a folder (a file or a device): choose another --output"
-            )
-        return directory.is_dir() and any(entry.name != LOCK_FILE for entry in directory.iterdir())
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ConfigError(f"output folder {str(directory)[:120]} cannot be used: {reason}") from None
+    return existing_folder(directory) and any(entry.name != LOCK_FILE for entry in directory.iterdir())
 
 
 def _check_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:

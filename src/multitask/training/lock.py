@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from multitask.errors import ConfigError
+from multitask.errors import ConfigError, os_reason
 
 try:
     import fcntl
@@ -25,22 +25,41 @@ LOCK_FILE = ".lock"
 _HELD: set[str] = set()  # the lock files this process holds
 
 
+def existing_folder(directory: Path) -> bool:
+    """Whether ``directory`` exists (False: it does not yet).
+
+    Raises:
+        ConfigError: It exists but is not a folder (a file, ``/dev/null``), or it cannot be looked at (a NUL
+            byte, a name too long); the message names it and the reason.
+    """
+    shown = _shown(directory)
+    try:
+        if not directory.exists():
+            return False
+        if directory.is_dir():
+            return True
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"output folder {shown} cannot be used: {os_reason(error)}") from None
+    raise ConfigError(f"output folder {shown} is not a folder (a file or a device): choose another --output")
+
+
 def prepare_folder(directory: Path) -> Path:
     """``directory``, created if needed.
 
     Raises:
-        ConfigError: It cannot be created or is not a folder (an existing file, ``/dev/null``, a NUL byte, a
-            read-only place); the message names it and the reason.
+        ConfigError: It is not a folder or cannot be looked at (`existing_folder`), or cannot be created (a
+            read-only place, a parent that is a file); the message names it and the reason.
     """
-    shown = str(directory) if len(str(directory)) <= 120 else str(directory)[:100] + "..."
-    try:
-        if directory.exists() and not directory.is_dir():
-            raise ConfigError(f"output folder {shown} is not a folder (a file or a device): choose another --output")
-        directory.mkdir(parents=True, exist_ok=True)
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ConfigError(f"output folder {shown} cannot be created: {reason}") from None
+    if not existing_folder(directory):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"output folder {_shown(directory)} cannot be created: {os_reason(error)}") from None
     return directory
+
+
+def _shown(directory: Path) -> str:
+    return str(directory) if len(str(directory)) <= 120 else str(directory)[:100] + "..."
 
 
 class RunFolderLock:

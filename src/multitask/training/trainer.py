@@ -355,8 +355,9 @@ class Trainer:
         if self.restore_best and self.selection.best_state is not None:
             self.model.load_state_dict(self.selection.best_state)
         if self.run_dir is not None and self.is_main_process:
-            self._check_finite("the final model")
-            ckpt.save_checkpoint(self.run_dir / "model.pt", {"model": self.model.state_dict()})
+            final = {"model": self.model.state_dict()}
+            _check_finite(final, self.global_step, "the final model")
+            ckpt.save_checkpoint(self.run_dir / "model.pt", final)
         for callback in self.callbacks:
             callback.on_fit_end(self)
         return self.history
@@ -375,6 +376,10 @@ class Trainer:
             )
         self.global_step -= self.step_in_epoch
         self.step_in_epoch = 0
+        self._reset_epoch_accumulators()
+
+    def _reset_epoch_accumulators(self) -> None:
+        """Zero what an epoch sums up (losses, label counts, weights, updates, skipped steps)."""
         self._epoch_sums.zero_()
         self._epoch_counts.zero_()
         self._weight_sums.zero_()
@@ -408,17 +413,17 @@ class Trainer:
         if self._distributed_step is not None:
             self._distributed_step.distributed.position = where
             forward_rng = self._distributed_step.forward_rng(self.global_step, self.device)
-        unscanned = [names for _, names in groups if not self._unscanned.isdisjoint(names)]
-        for batch, names in groups if unscanned else []:  # data not checked up front: its batches, before the update
-            check_batch(self.tasks, batch, [n for n in names if n in self._unscanned], f"training data, {where}")
+        for batch, names in groups:  # data not checked up front: each batch, before the update
+            unscanned = [name for name in names if name in self._unscanned]
+            if unscanned:
+                check_batch(self.tasks, batch, unscanned, f"training data, {where}")
+                self._seen.update(unscanned)
         with self._autocast(), forward_rng:
             for batch, names in groups:
                 batch = self._to_device(batch)
                 outputs.update(self._forward(batch, names, where))
                 batches.update(dict.fromkeys(names, batch))
                 check_classes(self.tasks, outputs, batch, names, f"training data, {where}")
-                if unscanned:
-                    self._seen.update(n for n in names if n in self._unscanned)
                 if use_features or self.strategy.adversary is not None:
                     features.append(self._shared_features(names))
             losses = task_losses(list(self.tasks.values()), outputs, batches)
@@ -573,11 +578,7 @@ class Trainer:
             self.scheduler.step()
         self.epoch += 1
         self.step_in_epoch = 0
-        self._epoch_sums.zero_()
-        self._epoch_counts.zero_()
-        self._weight_sums.zero_()
-        self._updates_in_epoch = 0
-        self._skipped_in_epoch = 0
+        self._reset_epoch_accumulators()
         return record
 
     def _validation_record(self, val_data: TaskData) -> dict[str, float]:
@@ -749,22 +750,12 @@ class Trainer:
             return
         directory = self.run_dir / "checkpoints"
         if self.is_main_process:  # every process holds the same state: rank 0 writes it
-            self._check_finite("a checkpoint")
-            ckpt.save_checkpoint(ckpt.checkpoint_path(directory, self.global_step), self.state_dict())
+            state = self.state_dict()
+            _check_finite({"model": state["model"], "optimizer": state["optimizer"]}, self.global_step, "a checkpoint")
+            ckpt.save_checkpoint(ckpt.checkpoint_path(directory, self.global_step), state)
             ckpt.prune_checkpoints(directory, self.keep_checkpoints)
         if self.distributed is not None:
             self.distributed.barrier()
-
-    def _check_finite(self, what: str) -> None:
-        """Nothing non-finite is ever written: the weights and the optimiser's state are checked first."""
-        bad = ckpt.non_finite_entries({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
-        if bad:
-            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-            raise NonFiniteLossError(
-                f"after step {self.global_step} the weights hold NaN or infinite values ({shown}), so {what} is not "
-                "written (the last good checkpoint is kept): the run diverged; lower the learning rate or set "
-                "grad_clip"
-            )
 
     def _resume(self) -> None:
         if self.run_dir is None:
@@ -807,6 +798,17 @@ def _sum_statistics(everyone: list[dict[str, dict[str, Tensor]]]) -> dict[str, d
             sums = total.get(name)
             total[name] = dict(part) if sums is None else {k: sums[k] + v for k, v in part.items()}
     return total
+
+
+def _check_finite(state: Mapping[str, Any], step: int, what: str) -> None:
+    """Nothing non-finite is ever written: ``state`` (weights, optimiser state) is checked before it is saved."""
+    bad = ckpt.non_finite_entries(dict(state))
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise NonFiniteLossError(
+            f"after step {step} the weights hold NaN or infinite values ({shown}), so {what} is not written (the "
+            "last good checkpoint is kept): the run diverged; lower the learning rate or set grad_clip"
+        )
 
 
 def _length(loader: StepLoader) -> int | None:
