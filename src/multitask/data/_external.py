@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset
 
-from multitask.data._loaders import Sampling, Step, TaskSchedule, batch_sizes, default_steps, epoch_generator
-from multitask.data._pipeline import EpochSampler, LoaderOptions, as_batch, collate
+from multitask.data._loaders import Sampling, Step, TaskSchedule, default_steps
+from multitask.data._pipeline import EpochSampler, LoaderOptions, as_batch, collate, epoch_generator
 from multitask.errors import ConfigError, DataError
 
 
@@ -224,6 +224,3 @@ def stream_loader(dataset: IterableDataset[Any], batch_size: int, options: Loade
     """A ``DataLoader`` that batches a stream with the Trainer's batch size and options."""
     kwargs = options.data_loader_kwargs()
     return DataLoader(dataset, batch_size=batch_size, collate_fn=_CollateItems(options), **kwargs)
-
-
-__all__ = ["LoaderSteps", "MultiLoaderSteps", "batch_sizes", "epoch_sampler", "loader_length", "stream_loader"]

@@ -34,8 +34,6 @@ Step = list[tuple[Batch, tuple[str, ...]]]
 Sampling = Literal["round_robin", "proportional", "uniform", "temperature"]
 SAMPLING_RULES: tuple[str, ...] = get_args(Sampling)
 
-__all__ = ["SAMPLING_RULES", "MultiInputLoader", "Sampling", "SingleInputLoader", "Step", "epoch_generator"]
-
 
 def iter_batches(dataset: ArrayDataset, batch_size: int) -> Iterator[Batch]:
     """Consecutive batches in dataset order (for evaluation and prediction)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -360,8 +359,3 @@ class BatchReader:
                 **self.options.data_loader_kwargs(),
             )
         yield from self._loader
-
-
-def ceil_div(rows: int, batch_size: int) -> int:
-    """Batches of ``batch_size`` that cover ``rows`` rows."""
-    return math.ceil(rows / batch_size)
