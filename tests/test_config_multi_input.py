@@ -81,7 +81,7 @@ def columns(path: Path) -> dict[str, list[float]]:
 @pytest.fixture
 def no_curves(monkeypatch: pytest.MonkeyPatch) -> None:
     """Skip drawing each run's ``curves.png`` (matplotlib takes most of a tiny run's time; tested elsewhere)."""
-    monkeypatch.setattr("multitask.training.callbacks.plot_curves", lambda *args: None)
+    monkeypatch.setattr("multitask.training.callbacks.plot_curves", lambda *args, **kwargs: None)
 
 
 def test_the_task_names_are_the_loaders() -> None:

@@ -39,7 +39,7 @@ def plot_adversary(history: Sequence[Mapping[str, float]], num_tasks: int, path:
     ]
     if not panels:
         return
-    epochs = [int(record.get("epoch", index)) + 1 for index, record in enumerate(history)]
+    epochs = [int(record.get("epoch", index + 1)) for index, record in enumerate(history)]
     figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.9), squeeze=False)
     for ax, (key, title, chance) in zip(axes[0], panels, strict=True):
         ax.plot(epochs, [record.get(key, math.nan) for record in history], marker="o")

@@ -253,13 +253,17 @@ class MetricsLogger(Callback):
 
 
 def write_history(history: Sequence[Mapping[str, float]], directory: Path) -> None:
-    """``metrics.csv`` (one row an epoch) and ``metrics.jsonl`` (one JSON object an epoch) in ``directory``."""
+    """``metrics.csv`` (one row an epoch) and ``metrics.jsonl`` (one JSON object an epoch) in ``directory``.
+
+    Epochs are numbered from 1, as in the progress bar, the logs and the plots, and written as integers.
+    """
+    rows = [{**record, "epoch": int(record["epoch"])} if "epoch" in record else dict(record) for record in history]
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=_history_columns(history))
     writer.writeheader()
-    writer.writerows(history)
+    writer.writerows(rows)
     atomic_write_bytes(directory / "metrics.csv", text.getvalue().encode())
-    lines = "".join(json.dumps(dict(record)) + "\n" for record in history)
+    lines = "".join(json.dumps(record) + "\n" for record in rows)
     atomic_write_bytes(directory / "metrics.jsonl", lines.encode())
 
 
@@ -297,29 +301,75 @@ class CurvePlot(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if trainer.history:
-            plot_curves(trainer.history, trainer.task_names, self.directory / "curves.png")
+            aggregation = trainer.strategy.aggregation
+            name = type(aggregation).__name__ if aggregation is not None else None
+            plot_curves(trainer.history, trainer.task_names, self.directory / "curves.png", aggregation=name)
 
 
-def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path) -> None:
+def plot_curves(
+    history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path, *, aggregation: str | None = None
+) -> None:
+    """`curves_figure` saved as a PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    figure = curves_figure(history, task_names, aggregation=aggregation)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def weight_panels(
+    history: Sequence[Mapping[str, float]], task_names: Sequence[str], *, aggregation: str | None = None
+) -> list[tuple[str, list[str]]]:
+    """The weight panels `curves_figure` draws: ``(title, history keys)`` each, the weights that shaped the update.
+
+    With a gradient aggregation that acts through task weights (UPGrad, MGDA, Nash-MTL, ...; logged as
+    ``aggregation_weight/TASK``) the shared parameters' update is ``Σ_t w'_t ∇(w_t L_t)``: the first panel
+    is ``w'``, and the loss weighting's ``w`` (``weight/TASK``) follows only when it is not the constant
+    1 of equal weighting. Without such weights (no aggregation, or one such as GradDrop whose update is
+    not a weighted sum of the task gradients) the panel is the loss weights ``w``, and its title says
+    when an aggregator then combined the weighted gradients.
+    """
+    columns = _history_columns(history)
+    loss_keys = [f"weight/{name}" for name in task_names if f"weight/{name}" in columns]
+    aggregation_keys = [f"aggregation_weight/{name}" for name in task_names if f"aggregation_weight/{name}" in columns]
+    panels: list[tuple[str, list[str]]] = []
+    if aggregation_keys:
+        update = r"shared update $\sum_t w'_t \nabla(w_t L_t)$"
+        title = f"{aggregation or 'aggregation'} weights $w'_t$ (mean per epoch)\n{update}"
+        panels.append((title, aggregation_keys))
+    values = {record.get(key, math.nan) for record in history for key in loss_keys}
+    if loss_keys and not (aggregation_keys and values == {1.0}):
+        title = "loss weights $w_t$ (mean per epoch)"
+        if aggregation is not None and not aggregation_keys:
+            title += f"\nthen {aggregation} (no per-task weights)"
+        panels.append((title, loss_keys))
+    return panels
+
+
+def curves_figure(
+    history: Sequence[Mapping[str, float]], task_names: Sequence[str], *, aggregation: str | None = None
+) -> Any:
     """One row of panels per task: losses (train and validation), then each validation metric by epoch.
 
-    A last row shows each task's mean weight per epoch (``weight/TASK``), so that one sees how the
-    strategy moved the balance between tasks.
+    A last row shows the task weights per epoch (`weight_panels`: the aggregator's weights when it
+    has them, else the loss weighting's), so that one sees how the strategy moved the balance between
+    tasks. ``aggregation`` names the strategy's aggregator for the titles. Returns the matplotlib Figure.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [int(record["epoch"]) + 1 for record in history]
+    epochs = [int(record["epoch"]) for record in history]
     columns = _history_columns(history)
     metric_keys = {
         name: [key for key in columns if key.startswith(f"val/{name}/") and not key.endswith("/loss")]
         for name in task_names
     }
-    width = 1 + max((len(keys) for keys in metric_keys.values()), default=0)
-    weight_keys = [f"weight/{name}" for name in task_names if f"weight/{name}" in columns]
-    rows = len(task_names) + (1 if weight_keys else 0)
+    panels = weight_panels(history, task_names, aggregation=aggregation)
+    width = max(1 + max((len(keys) for keys in metric_keys.values()), default=0), len(panels))
+    rows = len(task_names) + (1 if panels else 0)
     figure, axes = plt.subplots(rows, width, figsize=(3.6 * width, 2.8 * rows), squeeze=False)
     for row, name in enumerate(task_names):
         for split in ("train", "val"):
@@ -335,15 +385,22 @@ def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str
             axes[row][col].axis("off")
         for ax in axes[row]:
             ax.set_xlabel("epoch")
-    if weight_keys:  # how the strategy balanced the tasks: mean weight per epoch
-        for key in weight_keys:
-            axes[-1][0].plot(epochs, [r.get(key, math.nan) for r in history], marker="o", label=key.split("/", 1)[1])
-        axes[-1][0].set_title("task weights (mean per epoch)")
-        axes[-1][0].set_xlabel("epoch")
-        axes[-1][0].legend()
-        for ax in axes[-1][1:]:
+    for col, (title, keys) in enumerate(panels):  # how the strategy balanced the tasks: mean weight per epoch
+        ax = axes[-1][col]
+        for key in keys:
+            ax.plot(epochs, [r.get(key, math.nan) for r in history], marker="o", label=key.split("/", 1)[1])
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    if panels:
+        for ax in axes[-1][len(panels) :]:
             ax.axis("off")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
+
+
+# The progress display lives in `multitask.training.progress`; its names stay importable from here. Imported last:
+# progress.py subclasses `Callback` (the package imports this module first, so either import order works).
+from multitask.training.progress import ProgressBar as ProgressBar  # noqa: E402
+from multitask.training.progress import RunProgress as RunProgress  # noqa: E402
+from multitask.training.progress import progress_wanted as progress_wanted  # noqa: E402

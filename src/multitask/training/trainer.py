@@ -558,7 +558,10 @@ class Trainer:
     def _end_epoch(self, val_data: TaskData | None, monitor: str | None) -> dict[str, float]:
         self._check_labels_seen()
         self._check_skipped()
-        record: dict[str, float] = {"epoch": float(self.epoch), "train/skipped_steps": float(self._skipped_in_epoch)}
+        record: dict[str, float] = {
+            "epoch": float(self.epoch + 1),
+            "train/skipped_steps": float(self._skipped_in_epoch),
+        }
         train_means = self._epoch_sums / self._epoch_counts.clamp(min=1)
         train_means[self._epoch_counts == 0] = math.nan
         for name, value in zip(self.task_names, train_means.tolist(), strict=True):
