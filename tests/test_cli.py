@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,59 @@ def test_a_config_can_choose_a_gradient_aggregation(config_path: Path, tmp_path:
     rows = list(csv.DictReader((output / "results.csv").open()))
     auc = next(float(r["value"]) for r in rows if r["task"] == "y1" and r["metric"] == "auc")
     assert auc > 0.9  # trained through the aggregation path
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.strip() == f"multitask {version('multitask')}"
+
+
+def test_every_option_of_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("demo", "train", "evaluate", "report", "bench"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        lines = capsys.readouterr().out.splitlines()
+        # argparse prints an option without help alone on its line, with nothing indented below it
+        alone = [
+            line
+            for line, below in zip(lines, [*lines[1:], ""], strict=True)
+            if re.fullmatch(r"  --?[\w-]+( [A-Z_{},\w.]+)?", line) and not below.startswith("      ")
+        ]
+        assert alone == [], f"{command}: options without help: {alone}"
+
+
+def test_mtl_alone_says_that_delta_m_needs_stl(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", str(config_path), "--output", str(tmp_path / "run"), "--methods", "mtl"]) == 0
+    printed = capsys.readouterr().out
+    assert "nan" not in printed
+    assert "Δm% needs the single-task models: add stl to compare.methods" in printed
+
+
+def test_a_binary_target_that_is_not_binary_names_the_file_and_the_config_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tiny_config(tmp_path)
+    config["tasks"][0]["column"] = "c"  # three strings: u, v, w
+    config["data"]["categorical"] = []
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--output", str(tmp_path / "run")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("multitask: error: tasks[0] (y1): train.csv: binary target 'y1' (column 'c')")
+    assert "got 3: ['u', 'v', 'w']; set tasks[0].positive to the value that means 1" in line
+
+
+def test_python_dash_m_runs_bench(tmp_path: Path) -> None:
+    # `python -m multitask.cli` ran main() before the later commands were defined (bench: NameError)
+    missing = tmp_path / "missing"
+    result = subprocess.run(
+        [sys.executable, "-m", "multitask.cli", "bench", str(missing)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2, result.stderr[-500:]
+    assert result.stderr.startswith("multitask: error:") and "Traceback" not in result.stderr

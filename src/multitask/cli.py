@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -12,10 +11,14 @@ from pathlib import Path
 
 from multitask.errors import MultitaskError
 
-# Idle OpenMP threads sleep instead of spinning. With spinning threads (the default), PyTorch on a
-# 2-core machine runs small models 10-30x slower as soon as any other process wants a core. Set
-# before torch is imported (this module imports it lazily); an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Importing anything from multitask (errors, above) has set OMP_WAIT_POLICY=PASSIVE unless the user set it:
+# torch is imported later and lazily, so its idle OpenMP threads sleep (see multitask/__init__.py).
+
+
+def _version() -> str:
+    from multitask import __version__
+
+    return __version__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="multitask",
         description="Multi-task learning on PyTorch: train, compare with single-task baselines, evaluate.",
     )
+    parser.add_argument("--version", action="version", version=f"multitask {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="single-task vs multi-task models on Census-Income (income, never married)")
     demo.add_argument("--output", type=Path, default=None, help="run folder (default: runs/census-demo)")
@@ -64,7 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate = commands.add_parser("evaluate", help="re-evaluate the models saved in a run folder")
     evaluate.add_argument("run_dir", type=Path, help="folder written by `multitask train` or `multitask demo`")
-    evaluate.add_argument("--split", choices=["test", "val"], default="test")
+    evaluate.add_argument(
+        "--split",
+        choices=["test", "val"],
+        default="test",
+        help="which split of the run's data to evaluate on (default: test; val: the validation split)",
+    )
     report = commands.add_parser("report", help="write a self-contained HTML report of a run folder")
     report.add_argument("run_dir", type=Path, help="folder written by `multitask train`, `multitask demo` or a Trainer")
     report.add_argument("--output", type=Path, default=None, help="HTML file to write (default: RUN_DIR/report.html)")
@@ -192,8 +201,11 @@ def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) 
     print()
     print(comparison.to_markdown())
     print()
-    for method in comparison.methods:
-        if method != comparison.baseline and method in comparison.results:
+    others = [m for m in comparison.methods if m != comparison.baseline and m in comparison.results]
+    if comparison.baseline not in comparison.results:
+        print(f"Δm% needs the single-task models: add {comparison.baseline} to compare.methods (or --methods stl ...)")
+    else:
+        for method in others:
             print(f"Δm% of {method} against single-task models: {comparison.delta_m(method):+.2f}")
     directory = output_dir(config, output)
     if config.analysis.seeds:
@@ -208,7 +220,8 @@ def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) 
         print("\ntask groups trained (method groups): " + " | ".join("{" + ", ".join(g) + "}" for g in groups))
     if (directory / "pareto" / "pareto.json").is_file():
         print(f"trade-off front: {directory / 'pareto' / 'pareto.png'}")
-    print(f"wall time: {seconds:.1f} s; report in {directory}")
+    written = f"report {directory / 'report.html'}" if config.analysis.report else f"results in {directory}"
+    print(f"wall time: {seconds:.1f} s; {written}")
     return 0
 
 
@@ -227,10 +240,6 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _bench(args: argparse.Namespace) -> int:
     from multitask.bench import default_jobs, load_bench_config, print_progress, run_bench
 
@@ -244,3 +253,7 @@ def _bench(args: argparse.Namespace) -> int:
     print(result.markdown)
     print(f"{len(result.records)} cells in {time.perf_counter() - started:.0f} s; tables and plot in {output}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

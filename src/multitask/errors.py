@@ -42,3 +42,29 @@ class DistributedError(MultitaskError, RuntimeError):
 def os_reason(error: OSError | ValueError) -> str:
     """Why a file-system call failed, in a few words: ``"Not a directory"``, ``"embedded null byte"``."""
     return error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+
+
+class TargetError(DataError):
+    """A task's target column cannot be encoded as its kind says.
+
+    It names the task, the file and the field of the task's target to change (``field``: ``"column"``,
+    ``"kind"`` or ``"positive"``), so that a config can point at ``tasks[i].positive`` and Python code
+    at ``positive=``. ``fix`` holds ``{field}`` where that name goes.
+    """
+
+    def __init__(self, problem: str, *, task: str, field: str, fix: str, where: str | None = None) -> None:
+        self.problem, self.task, self.field, self.fix, self.where = problem, task, field, fix, where
+        super().__init__(self._text(field, where))
+
+    def _text(self, field: str, where: str | None) -> str:
+        return f"{where + ': ' if where else ''}{self.problem}; {self.fix.format(field=field)}"
+
+    def at(self, where: str) -> TargetError:
+        """The same error, said to be in ``where`` (e.g. the CSV file's name)."""
+        return TargetError(self.problem, task=self.task, field=self.field, fix=self.fix, where=where)
+
+    def in_config(self, path: str) -> TargetError:
+        """The same error with the config's field for the fix (``path``: the task's, e.g. ``tasks[0]``)."""
+        error = TargetError(self.problem, task=self.task, field=f"{path}.{self.field}", fix=self.fix, where=self.where)
+        error.args = (f"{path} ({self.task}): {error._text(f'{path}.{self.field}', self.where)}",)
+        return error

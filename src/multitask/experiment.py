@@ -58,7 +58,7 @@ from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
 from multitask.data._pipeline import Transform
 from multitask.data._tabular import TabularData, load_tabular
-from multitask.errors import CheckpointError, ConfigError, DataError
+from multitask.errors import CheckpointError, ConfigError, DataError, TargetError
 from multitask.models import (
     MLP,
     MTAN,
@@ -137,16 +137,20 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         task.name: {"column": task.column or task.name, "kind": task.kind, "positive": task.positive}
         for task in config.tasks
     }
-    return load_tabular(
-        csv.train,
-        val=csv.val,
-        test=csv.test,
-        numeric=csv.numeric,
-        categorical=csv.categorical,
-        targets=targets,
-        val_fraction=csv.val_fraction,
-        seed=config.seed,
-    )
+    try:
+        return load_tabular(
+            csv.train,
+            val=csv.val,
+            test=csv.test,
+            numeric=csv.numeric,
+            categorical=csv.categorical,
+            targets=targets,
+            val_fraction=csv.val_fraction,
+            seed=config.seed,
+        )
+    except TargetError as error:  # the config's field to change, not the Python argument
+        index = [task.name for task in config.tasks].index(error.task)
+        raise error.in_config(f"tasks[{index}]") from None
 
 
 def _load_images(spec: MultiMnistDataConfig, seed: int) -> MultiTaskData:
@@ -435,6 +439,40 @@ def _architecture(config: ExperimentConfig, method: str) -> str:
     if method == "stl" or method.startswith("transfer:"):
         return "hard_sharing"
     return method
+
+
+def describe_methods(config: ExperimentConfig, methods: Iterable[str]) -> dict[str, str]:
+    """What each method of a comparison trained, in a few words (printed under the table and in results.md).
+
+    E.g. ``mtl``: ``"hard_sharing · weighting ew · aggregation upgrad"``; ``transfer:a->b``:
+    ``"hard_sharing pretrained on a, fine-tuned on b"``; ``stl``: one model per task.
+    """
+    spec = config.strategy
+
+    def with_params(name: str, params: Mapping[str, object]) -> str:
+        return name + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
+
+    strategy = f"weighting {with_params(spec.weighting, spec.weighting_params)}"
+    if spec.aggregation is not None:
+        strategy += f" · aggregation {with_params(spec.aggregation, spec.aggregation_params)}"
+        if spec.aggregation_mode != "jacobian":
+            strategy += f" on the {spec.aggregation_mode}"
+    if spec.adversary is not None:
+        strategy += " · adversarial"
+    result: dict[str, str] = {}
+    for method in methods:
+        if method == "stl":
+            result[method] = "one model per task: the encoder and that task's head, trained alone"
+        elif method.startswith("transfer:"):
+            source, target = method.removeprefix("transfer:").split("->", 1)
+            result[method] = f"hard_sharing pretrained on {source}, fine-tuned on {target}"
+        elif method == "linear":
+            result[method] = f"regularised linear model, penalty {(config.linear or LinearConfig()).penalty}"
+        elif method == "groups":
+            result[method] = f"one {config.model.type} model per recommended task group · {strategy}"
+        else:
+            result[method] = f"{_architecture(config, method)} · {strategy}"
+    return result
 
 
 def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> dict[str, Any]:

@@ -163,7 +163,7 @@ def test_load_tabular_errors(tmp_path: Path) -> None:
     no_labels = write(tmp_path, "nolabels.csv", "a,y\n1,?\n2,\n")
     with pytest.raises(DataError, match=r"'y'.*has no labels in the training rows"):
         load_tabular(no_labels, numeric=["a"], targets={"y": "regression"})
-    with pytest.raises(DataError, match=r"exactly two distinct values.*positive="):
+    with pytest.raises(DataError, match=r"train.csv: binary target .c. .*exactly two distinct .*; set positive to the"):
         load(tmp_path, targets={"c": {"column": "y_cls", "kind": "binary"}})
     with pytest.raises(DataError, match="never occurs in training"):
         load(tmp_path, targets={"c": {"column": "y_cls", "kind": "binary", "positive": "purple"}})

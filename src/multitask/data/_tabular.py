@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from multitask.data._cells import to_float
 from multitask.data._dataset import ArrayDataset
 from multitask.data._targets import TargetKind, TargetLike, as_target_spec, encode_target, fit_target
-from multitask.errors import ConfigError, DataError
+from multitask.errors import ConfigError, DataError, TargetError
 
 StrPath = str | PathLike[str]
 Columns = Mapping[str, NDArray[Any]]
@@ -287,6 +287,7 @@ def encode_splits(
     numeric: Sequence[str],
     categorical: Sequence[str],
     targets: Mapping[str, TargetLike],
+    source: str | None = None,
 ) -> TabularData:
     """Fit the feature and target encoders on ``splits["train"]`` and encode every split.
 
@@ -295,6 +296,7 @@ def encode_splits(
         numeric: Numeric feature columns (see `TabularEncoder`).
         categorical: Categorical feature columns (see `TabularEncoder`).
         targets: Task name -> target (see `as_target_spec`).
+        source: Where the training rows come from (e.g. the file's name), for the errors.
 
     Raises:
         ConfigError: No targets, a task named ``"x"``, or a column used both as feature and target.
@@ -312,7 +314,10 @@ def encode_splits(
     if train is None:
         raise ConfigError("the training split is required")
     encoder = TabularEncoder(numeric, categorical).fit(train)
-    fitted = {task: fit_target(task, spec, train[spec.column]) for task, spec in specs.items()}
+    try:
+        fitted = {task: fit_target(task, spec, train[spec.column]) for task, spec in specs.items()}
+    except TargetError as error:
+        raise (error.at(source) if source else error) from None
     datasets: dict[str, ArrayDataset | None] = {}
     for split in ("train", "val", "test"):
         columns = splits.get(split)
@@ -398,4 +403,4 @@ def load_tabular(
     if val_fraction:
         assert splits["train"] is not None
         splits["train"], splits["val"] = split_columns(splits["train"], val_fraction, seed)
-    return encode_splits(splits, numeric=numeric, categorical=categorical, targets=specs)
+    return encode_splits(splits, numeric=numeric, categorical=categorical, targets=specs, source=Path(train).name)

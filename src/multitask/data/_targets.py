@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from multitask.data._cells import IGNORE_INDEX, MISSING_VALUES, is_missing, parses_as_float, to_float
-from multitask.errors import ConfigError, DataError
+from multitask.errors import ConfigError, DataError, TargetError
 
 TargetKind = Literal["binary", "multiclass", "regression"]
 
@@ -73,9 +73,12 @@ class FittedTarget:
 def fit_target(task: str, spec: TargetSpec, values: NDArray[Any]) -> FittedTarget:
     present = values[~is_missing(values)]
     if len(present) == 0:
-        raise DataError(
+        raise TargetError(
             f"target {task!r} (column {spec.column!r}) has no labels in the training rows: every cell is "
-            f"missing (one of {sorted(MISSING_VALUES)}); check the column name and the file"
+            f"missing (one of {sorted(MISSING_VALUES)})",
+            task=task,
+            field="column",
+            fix="check {field} and the file",
         )
     seen = sorted({str(v).strip() for v in present.tolist()})
     if spec.kind == "multiclass":
@@ -84,17 +87,23 @@ def fit_target(task: str, spec: TargetSpec, values: NDArray[Any]) -> FittedTarge
         return FittedTarget(spec, [])
     if spec.positive is not None:
         if spec.positive not in seen:
-            raise DataError(
+            raise TargetError(
                 f"target {task!r}: positive value {spec.positive!r} never occurs in training; "
-                f"seen values include {seen[:10]}"
+                f"seen values include {seen[:10]}",
+                task=task,
+                field="positive",
+                fix="set {field} to one of them",
             )
         return FittedTarget(spec, [])
     if all(parses_as_float(v) for v in seen) and {float(v) for v in seen} <= {0.0, 1.0}:
         return FittedTarget(spec, [])  # 0/1 labels, possibly written 0.0/1.0
     if len(seen) != 2:
-        raise DataError(
+        raise TargetError(
             f"binary target {task!r} (column {spec.column!r}) needs 0/1 or exactly two distinct values; "
-            f"got {len(seen)}: {seen[:10]}. Pass positive=<value>, or use kind 'multiclass'"
+            f"got {len(seen)}: {seen[:10]}",
+            task=task,
+            field="positive",
+            fix="set {field} to the value that means 1, or use kind 'multiclass'",
         )
     return FittedTarget(spec, seen)
 
