@@ -13,7 +13,16 @@ below are imported lazily, so ``import multitask.linear`` does not load torch.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING, Any
+
+# Idle OpenMP threads sleep instead of spinning. PyTorch's OpenMP runtime reads OMP_WAIT_POLICY once,
+# when torch is first imported, so this only takes effect when multitask is imported first; an explicit
+# setting by the user always wins. With spinning threads (the default), small models on a machine with
+# few cores run several times slower as soon as another process wants a core (benchmarks/omp_wait_policy.py).
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from multitask._backward import BackwardResult, backward
