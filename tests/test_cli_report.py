@@ -46,3 +46,25 @@ def test_bad_folders_fail_with_one_line_and_status_2(
     error = capsys.readouterr().err
     assert error.startswith("multitask: error: ") and error.count("\n") == 1
     assert "not a folder" in error or "nothing to report" in error
+
+
+def test_report_shows_the_results_first_and_the_config_collapsed_last(run_dir: Path) -> None:
+    from multitask.analysis import Comparison
+
+    (run_dir / "config.yaml").write_text("name: cli-report\n" + "".join(f"option_{i}: {i}\n" for i in range(100)))
+    seeds = [
+        Comparison({m: {"a": {"auc": 0.9 + d + s}} for m, d in (("stl", 0.0), ("mtl", 0.01))}, {"a": {"auc": True}})
+        for s in (0.0, 0.02)
+    ]
+    mean = Comparison.mean(seeds)
+    mean.descriptions = {"mtl": "hard_sharing · weighting ew"}
+    mean.write(run_dir)
+    assert main(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text()
+    order = [page.index(f'<section id="{s}">') for s in ("results", "chart", "runs", "config")]
+    assert order == sorted(order)
+    assert page.index("<h1>cli-report</h1>") < order[0]
+    results = page[order[0] : order[1]]
+    assert "a auc ↑" in results and "± 0.0141" in results and "<dd>hard_sharing · weighting ew</dd>" in results
+    assert "<details><summary>config.yaml: the run's full configuration (101 lines" in page[order[3] :]
+    assert "option_99: 99" in page[order[3] :]  # all of it, collapsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -14,16 +15,42 @@ import torch
 from _analysis_runs import report_folder
 from torch import nn
 
+import multitask
 from multitask import Task
 from multitask.analysis import GradientConflictMonitor, TaskAffinityMonitor, build_report
 from multitask.baselines import compare
 from multitask.errors import ConfigError, DataError
 from multitask.models import MLP
 
+DESCRIPTIONS = {"stl": "one model per task", "mtl": "hard_sharing · weighting ew", "mmoe": "mmoe · 3 experts"}
+
+
+def _with_seeds(directory: Path) -> Path:
+    """The report folder as a run with two seeds and three methods: ``seed-N/`` results, their means with the
+    spread and the methods' descriptions at the top, and a full-length config (the ~100 lines a real run has)."""
+    import yaml
+
+    from multitask.analysis import Comparison
+    from multitask.config import load_config
+
+    directions = {t: {"mse": False, "mae": False} for t in ("a0", "b0", "adv")}
+    seeds = []
+    for seed, shift in enumerate((0.0, 0.04)):
+        results = {
+            method: {t: {"mse": base + 0.1 * k + shift, "mae": 0.8 * base + shift} for k, t in enumerate(directions)}
+            for method, base in (("stl", 1.0), ("mtl", 0.9), ("mmoe", 0.95))
+        }
+        seeds.append(Comparison(results, directions, seconds={"stl": 3.0, "mtl": 1.0, "mmoe": 2.0}))
+        seeds[-1].write(directory / f"seed-{seed}")
+    Comparison.mean([dataclasses.replace(c, descriptions=DESCRIPTIONS) for c in seeds]).write(directory)
+    config = load_config(Path(multitask.__file__).parent / "configs" / "census_demo.yaml").model_dump(mode="json")
+    (directory / "config.yaml").write_text(yaml.safe_dump(config | {"name": "report-test"}, sort_keys=False))
+    return directory
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_report(report_folder(tmp_path_factory.mktemp("run")))
+    return build_report(_with_seeds(report_folder(tmp_path_factory.mktemp("run"))))
 
 
 def test_every_section_appears_when_its_file_exists(report: Path) -> None:
@@ -44,6 +71,24 @@ def test_every_section_appears_when_its_file_exists(report: Path) -> None:
     assert "gate usage" in page  # the MMoE run's gates
     assert page.count("<img ") >= 8
     assert "Files that could not be read" not in page
+
+
+def test_results_come_first_and_the_configuration_last_collapsed(report: Path) -> None:
+    page = report.read_text()
+    sections = re.findall(r'<section id="([a-z]+)">', page)
+    assert sections[:3] == ["results", "transfer", "chart"] and sections[-1] == "config"
+    assert sections.index("comparisons") < sections.index("runs")  # the seeds' tables after the verdicts
+    config = page[page.index('<section id="config">') :]
+    assert re.search(r"<details><summary>config.yaml: the run's full configuration \(\d+ lines", config)
+    assert "<details open" not in page
+    results = page[page.index('<section id="results">') : page.index('<section id="transfer">')]
+    assert "a0 mse ↓" in results and "Δm% vs stl" in results  # the metric's direction, the baseline
+    assert '0.9200 <span class="muted">± 0.0283</span>' in results  # mtl a0 mse: mean ± sample std (ddof=1)
+    assert "mean ± sample standard deviation (ddof = 1)" in results
+    for method, text in DESCRIPTIONS.items():
+        assert f"<dt>{method}</dt><dd>{html.escape(text)}</dd>" in results
+    chart = page[page.index('<section id="chart">') :]
+    assert chart[: chart.index("</section>")].count('alt="comparison of methods (bar chart)"') == 1
 
 
 def test_the_page_needs_nothing_else(report: Path) -> None:
@@ -111,9 +156,22 @@ console.error = (...args) => { window.__problems.push("console: " + args.join(" 
 window.addEventListener("load", () => {
   const images = Array.from(document.images);
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);
+  const bars = images.filter(i => i.alt.startsWith("comparison of methods") && i.naturalWidth > 0).length;
+  const first = document.querySelector("section");
+  const table = first.querySelector("table").getBoundingClientRect();
+  const transfer = document.querySelector("#transfer table").getBoundingClientRect();
+  const visible = Array.from(document.querySelectorAll("h1, h2, h3, th, td, p, dt, dd, summary, pre"))
+    .filter(e => { const r = e.getBoundingClientRect(); return r.height > 0 && r.top < 900 && r.bottom > 0; })
+    .map(e => e.innerText).join(" | ");
+  const details = document.querySelector("#config details");
   const out = document.createElement("pre");
   out.id = "__check";
-  out.textContent = JSON.stringify({images: images.length, broken: broken, problems: window.__problems});
+  out.textContent = JSON.stringify({
+    images: images.length, broken: broken, problems: window.__problems, bars: bars,
+    first: first.id, heading: first.querySelector("h2").innerText, tableTop: table.top, transferTop: transfer.top,
+    viewport: [innerWidth, innerHeight], visible: visible,
+    configOpen: details ? details.open : null, lastSection: Array.from(document.querySelectorAll("section")).pop().id,
+  });
   document.body.appendChild(out);
 });
 </script>"""
@@ -140,20 +198,42 @@ def test_report_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> N
     binary = _chromium()
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("<head>", "<head>" + _PROBE, 1))
-    done = _run_browser(binary, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri())
+    done = _run_browser(
+        binary, tmp_path / "profile", "--window-size=1200,900", "--virtual-time-budget=5000", "--dump-dom",
+        probed.as_uri(),
+    )  # fmt: skip
     match = re.search(r'<pre id="__check">(.*?)</pre>', done.stdout, re.DOTALL)
     assert match, f"no result from the page; chromium said: {done.stderr[-2000:]}"
     result = json.loads(html.unescape(match.group(1)))
     assert result["problems"] == []
     assert result["broken"] == []
     assert result["images"] >= 8
+    # the first screen (the top 1200 x 900 of the page, as the screenshot below): the title, the results table,
+    # then the negative transfer verdicts (the old headless mode's innerHeight leaves out its window frame)
+    assert result["viewport"][0] == 1200
+    assert result["first"] == "results" and result["heading"].startswith("Results: methods compared")
+    assert 0 < result["tableTop"] < 450 and result["tableTop"] < result["transferTop"] < 900
+    visible = result["visible"]
+    assert "report-test" in visible and "Results: methods compared" in visible
+    assert all(method in visible for method in DESCRIPTIONS) and "±" in visible
+    assert "hard_sharing · weighting ew" in visible  # the methods' descriptions
+    assert "Negative transfer" in visible and "hurts" in visible
+    assert "num_experts" not in visible  # the config is not on the first screen...
+    assert result["configOpen"] is False and result["lastSection"] == "config"  # ...but collapsed at the end
+    assert result["bars"] == 3  # the bar charts of the run and of both seeds, loaded
+
+    first_screen = tmp_path / "first_screen.png"
+    _run_browser(
+        binary, tmp_path / "profile", f"--screenshot={first_screen}", "--window-size=1200,900", report.as_uri()
+    )
 
     shot = tmp_path / "shot.png"
     _run_browser(binary, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2000", report.as_uri())
     import matplotlib.image
 
-    pixels = matplotlib.image.imread(shot)[..., :3]
-    assert pixels.shape[:2] == (2000, 1200)
-    assert pixels.std() > 0.1  # not a blank page: text, tables and plots
-    background = pixels.reshape(-1, 3).max(axis=1) > 0.95
-    assert 0.05 < 1 - background.mean() < 0.95
+    for path, height in ((shot, 2000), (first_screen, 900)):
+        pixels = matplotlib.image.imread(path)[..., :3]
+        assert pixels.shape[:2] == (height, 1200)
+        assert pixels.std() > 0.1  # not a blank page: text, tables and plots
+        background = pixels.reshape(-1, 3).max(axis=1) > 0.95
+        assert 0.05 < 1 - background.mean() < 0.95

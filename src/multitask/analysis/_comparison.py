@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from multitask.analysis._plots import pyplot, save_png, separating_decimals
 from multitask.errors import DataError
 from multitask.metrics import delta_m
 from multitask.training.checkpoint import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 Results = Mapping[str, Mapping[str, float]]
+
+#: The long-format results of `Comparison.write`: ``method, task, metric, value`` (and ``std`` with seeds).
+RESULTS_FILE = "results.csv"
+#: What results.csv cannot hold, next to it: baseline, metric directions, seconds and method descriptions.
+COMPARISON_FILE = "comparison.json"
+_PANELS_PER_ROW = 3
 
 
 @dataclass
@@ -26,15 +38,23 @@ class Comparison:
         higher_is_better: ``{task: {metric: bool}}``.
         baseline: The method Δm% is measured against (``"stl"``, the single-task models).
         seconds: Wall time of each method, for the record.
+        std: ``{method: {task: {metric: standard deviation}}}`` of ``results`` across seeds, when they are
+            means over seeds (`Comparison.mean` fills it: the sample standard deviation, ddof = 1).
+            Tables show ``mean ± std`` and the bar chart draws it as error bars.
+        descriptions: ``{method: short human description}`` (e.g. ``"hard_sharing · weighting ew"``),
+            listed below the tables and in the HTML report.
     """
 
     results: dict[str, dict[str, dict[str, float]]]
     higher_is_better: dict[str, dict[str, bool]]
     baseline: str = "stl"
     seconds: dict[str, float] | None = None
+    std: dict[str, dict[str, dict[str, float]]] | None = None
+    descriptions: dict[str, str] | None = None
 
     @property
     def methods(self) -> list[str]:
+        """The methods, in display order."""
         return list(self.results)
 
     def delta_m(self, method: str) -> float:
@@ -52,12 +72,19 @@ class Comparison:
             return math.nan
         return delta_m(shared, reference, self.higher_is_better)
 
+    def spread(self, method: str, task: str, metric: str) -> float:
+        """The standard deviation across seeds of one result (NaN when there is none)."""
+        return (self.std or {}).get(method, {}).get(task, {}).get(metric, math.nan)
+
     @classmethod
     def mean(cls, comparisons: Sequence[Comparison]) -> Comparison:
         """Each method's metrics (and seconds) averaged over ``comparisons``, e.g. one per seed.
 
         A value missing from some comparisons is the mean of those that have it; NaN values count as
-        missing. Δm% of the result is then Δm% of the means, not the mean of each seed's Δm%.
+        missing. Δm% of the result is then Δm% of the means, not the mean of each seed's Δm%. ``std``
+        holds the sample standard deviation of each value over the comparisons (ddof = 1, the usual
+        seed error bar: an unbiased variance estimate from a handful of seeds; NaN with fewer than two
+        values, None when no value has two). ``descriptions`` are merged, the first comparison's first.
 
         Raises:
             DataError: No comparison, or comparisons with different baselines.
@@ -70,6 +97,7 @@ class Comparison:
         values: dict[str, dict[str, dict[str, list[float]]]] = {}
         directions: dict[str, dict[str, bool]] = {}
         seconds: dict[str, list[float]] = {}
+        descriptions: dict[str, str] = {}
         for comparison in comparisons:
             for method, per_task in comparison.results.items():
                 for task, metrics in per_task.items():
@@ -81,6 +109,8 @@ class Comparison:
                 directions.setdefault(task, {}).update(direction)
             for method, value in (comparison.seconds or {}).items():
                 seconds.setdefault(method, []).append(value)
+            for method, text in (comparison.descriptions or {}).items():
+                descriptions.setdefault(method, text)
         results = {
             method: {
                 task: {metric: statistics.fmean(v) if v else math.nan for metric, v in metrics.items()}
@@ -88,34 +118,66 @@ class Comparison:
             }
             for method, per_task in values.items()
         }
+        std = {
+            method: {
+                task: {metric: statistics.stdev(v) if len(v) > 1 else math.nan for metric, v in metrics.items()}
+                for task, metrics in per_task.items()
+            }
+            for method, per_task in values.items()
+        }
+        spread_known = any(len(v) > 1 for per_task in values.values() for ms in per_task.values() for v in ms.values())
         mean_seconds = {method: statistics.fmean(v) for method, v in seconds.items()} or None
-        return cls(results, directions, comparisons[0].baseline, mean_seconds)
+        return cls(
+            results,
+            directions,
+            comparisons[0].baseline,
+            mean_seconds,
+            std if spread_known else None,
+            descriptions or None,
+        )
 
     def rows(self) -> list[dict[str, str | float]]:
-        """Long format: one row per method, task and metric."""
-        return [
-            {"method": method, "task": task, "metric": metric, "value": value}
-            for method, per_task in self.results.items()
-            for task, metrics in per_task.items()
-            for metric, value in metrics.items()
-        ]
+        """Long format: one row per method, task and metric (with a ``std`` entry when `std` is set)."""
+        rows: list[dict[str, str | float]] = []
+        for method, per_task in self.results.items():
+            for task, metrics in per_task.items():
+                for metric, value in metrics.items():
+                    row: dict[str, str | float] = {"method": method, "task": task, "metric": metric, "value": value}
+                    if self.std is not None:
+                        row["std"] = self.spread(method, task, metric)
+                    rows.append(row)
+        return rows
 
-    def to_markdown(self, metrics: Sequence[str] | None = None) -> str:
-        """A table with one row per method and one column per task metric, then Δm% and seconds."""
-        columns = self._columns(metrics)
+    def to_markdown(self, metrics: Sequence[str] | None = None, *, notes: bool = True) -> str:
+        """A table with one row per method and one column per task metric, then Δm% and seconds.
+
+        With `std` a cell reads ``mean ± std``. With ``notes`` the table is followed by what the ``±``
+        means (with `std`) and by the list of `descriptions` (when set).
+        """
+        columns = self.columns(metrics)
         header = ["method", *[f"{t} {m}" for t, m in columns], "Δm%"]
         if self.seconds:
             header.append("seconds")
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for method, per_task in self.results.items():
-            cells = [method] + [_fmt(per_task.get(t, {}).get(m, math.nan)) for t, m in columns]
+            cells = [method]
+            for t, m in columns:
+                cell = _fmt(per_task.get(t, {}).get(m, math.nan))
+                spread = self.spread(method, t, m)
+                cells.append(f"{cell} ± {spread:.4f}" if math.isfinite(spread) and cell != "n/a" else cell)
             cells.append("—" if method == self.baseline else _fmt(self.delta_m(method), signed=True))
             if self.seconds:
                 cells.append(f"{self.seconds.get(method, math.nan):.1f}")
             lines.append("| " + " | ".join(cells) + " |")
+        if notes and self.std is not None:
+            lines += ["", "Values: mean ± sample standard deviation (ddof = 1) over the seeds."]
+        if notes and self.descriptions:
+            lines += ["", "Methods:", ""]
+            lines += [f"- `{method}`: {text}" for method, text in self.descriptions.items()]
         return "\n".join(lines)
 
-    def _columns(self, metrics: Sequence[str] | None) -> list[tuple[str, str]]:
+    def columns(self, metrics: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """The ``(task, metric)`` pairs of the results in first-seen order (without ``loss``; only ``metrics``)."""
         columns: list[tuple[str, str]] = []
         for per_task in self.results.values():
             for task, values in per_task.items():
@@ -125,41 +187,251 @@ class Comparison:
         return columns
 
     def write(self, directory: str | Path) -> None:
-        """``results.csv`` (long format), ``results.md`` (the table) and ``comparison.png`` in ``directory``."""
+        """Write the comparison into ``directory``; `Comparison.read` reads it back.
+
+        - ``results.csv``: long format, columns ``method, task, metric, value`` and, only when `std` is
+          set, ``std`` (empty on the Δm% rows); plus one ``*, delta_m_percent`` row per method;
+        - ``comparison.json``: ``{"baseline", "higher_is_better", "seconds", "descriptions"}``, what the
+          CSV cannot hold (``seconds`` and ``descriptions`` may be null);
+        - ``results.md``: the table of `to_markdown`, with its notes;
+        - ``comparison.png``: the bar chart of `figure`.
+        """
         directory = Path(directory)
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=["method", "task", "metric", "value"])
+        fields = ["method", "task", "metric", "value"] + (["std"] if self.std is not None else [])
+        writer = csv.DictWriter(text, fieldnames=fields)
         writer.writeheader()
         writer.writerows(self.rows())
         for method in self.methods:
             writer.writerow({"method": method, "task": "*", "metric": "delta_m_percent", "value": self.delta_m(method)})
-        atomic_write_bytes(directory / "results.csv", text.getvalue().encode())
+        atomic_write_bytes(directory / RESULTS_FILE, text.getvalue().encode())
+        meta = {
+            "baseline": self.baseline,
+            "higher_is_better": self.higher_is_better,
+            "seconds": self.seconds,
+            "descriptions": self.descriptions,
+        }
+        atomic_write_bytes(directory / COMPARISON_FILE, (json.dumps(meta, indent=2) + "\n").encode())
         atomic_write_bytes(directory / "results.md", (self.to_markdown() + "\n").encode())
         self.plot(directory / "comparison.png")
 
-    def plot(self, path: Path) -> None:
-        """Grouped bars: for each task metric, one bar per method."""
-        import matplotlib
+    @classmethod
+    def read(cls, directory: str | Path) -> Comparison:
+        """The comparison `write` wrote into ``directory`` (its ``results.csv``, or that file itself).
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        ``comparison.json`` is optional (folders written before it existed): without it the baseline is
+        ``"stl"`` and the metric directions are unknown (`delta_m` then raises).
 
-        columns = self._columns(None)
-        figure, axes = plt.subplots(1, max(len(columns), 1), figsize=(3.2 * max(len(columns), 1), 3.0), squeeze=False)
-        for ax, (task, metric) in zip(axes[0], columns, strict=False):  # one empty panel when no column
-            values = [self.results[m].get(task, {}).get(metric, math.nan) for m in self.methods]
-            ax.bar(range(len(values)), values, color=[f"C{i}" for i in range(len(values))])
-            ax.set_xticks(range(len(values)), self.methods, rotation=30, ha="right")
-            finite = [v for v in values if math.isfinite(v)]
-            if finite:
-                low, high = min(finite), max(finite)
-                pad = (high - low) * 0.5 or abs(high) * 0.01 or 0.01
-                ax.set_ylim(low - pad, high + pad)
-            ax.set_title(f"{task}: {metric}")
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
+        Raises:
+            DataError: No results.csv, or a file that cannot be parsed.
+        """
+        path = Path(directory)
+        path = path if path.suffix == ".csv" else path / RESULTS_FILE
+        if not path.is_file():
+            raise DataError(f"no {path}")
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        std: dict[str, dict[str, dict[str, float]]] = {}
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"method", "task", "metric", "value"} - set(reader.fieldnames or [])
+            if missing:
+                raise DataError(f"{path} lacks the columns {sorted(missing)}")
+            has_std = "std" in (reader.fieldnames or [])
+            for row in reader:
+                if row["task"] == "*":
+                    continue
+                method, task, metric = row["method"], row["task"], row["metric"]
+                try:
+                    results.setdefault(method, {}).setdefault(task, {})[metric] = float(row["value"])
+                    if has_std and row.get("std"):
+                        std.setdefault(method, {}).setdefault(task, {})[metric] = float(row["std"])
+                except ValueError as error:
+                    raise DataError(f"{path}: {error}") from error
+        meta: dict[str, Any] = {}
+        meta_path = path.parent / COMPARISON_FILE
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except ValueError as error:
+                raise DataError(f"{meta_path}: {error}") from error
+        return cls(
+            results,
+            {t: {m: bool(v) for m, v in ms.items()} for t, ms in (meta.get("higher_is_better") or {}).items()},
+            str(meta.get("baseline", "stl")),
+            meta.get("seconds"),
+            std if has_std else None,
+            meta.get("descriptions"),
+        )
+
+    # ----- the bar chart -----
+    def figure(self, metrics: Sequence[str] | None = None, *, per_row: int = _PANELS_PER_ROW) -> Figure:
+        """The bar chart `plot` saves, as a matplotlib Figure (close it with ``pyplot.close``).
+
+        One panel per task metric, ``per_row`` panels a row: one bar per method drawn from 0 (never a
+        truncated axis), its value written above it with as many decimals as tell the methods apart,
+        ± `std` error bars when the comparison has them, and the metric's direction (from
+        ``higher_is_better``) in the axis label. When the baseline and another method are present, a
+        last full-width panel shows each method's relative gain over the baseline in percent,
+        direction-adjusted (positive: better), from 0: small differences are visible there, labelled
+        as differences. Each panel's axes has the label ``"TASK/METRIC"`` (the gain panel ``"gain"``).
+        """
+        plt = pyplot()
+        columns = self.columns(metrics)
+        gains = self._gains(columns)
+        count = max(len(columns), 1)
+        per_row = max(1, min(per_row, count))
+        rows = math.ceil(count / per_row)
+        extra = 1 if gains else 0
+        width = max(4.3 * per_row, 7.5 if gains else 0.0)
+        figure: Figure = plt.figure(figsize=(width, 3.6 * (rows + extra) + 0.5), layout="constrained")
+        grid = figure.add_gridspec(rows + extra, per_row)
+        for index, (task, metric) in enumerate(columns):
+            self._panel(figure.add_subplot(grid[index // per_row, index % per_row]), task, metric)
+        if not columns:
+            ax = figure.add_subplot(grid[0, 0])
+            ax.text(0.5, 0.5, "no results", ha="center", va="center")
+            ax.set_axis_off()
+        if gains:
+            self._gain_panel(figure.add_subplot(grid[rows, :]), columns, gains)
+        title = "test metrics per method (bars from 0"
+        title += "; error bars: ± 1 sample std over seeds)" if self.std is not None else ")"
+        figure.suptitle(title, fontsize=11)
+        return figure
+
+    def plot(self, path: str | Path) -> Path:
+        """Save `figure` as a PNG at ``path`` and return the path."""
+        return save_png(self.figure(), path)
+
+    def _panel(self, ax: Any, task: str, metric: str) -> None:
+        methods = self.methods
+        values = [self.results[m].get(task, {}).get(metric, math.nan) for m in methods]
+        spreads = [self.spread(m, task, metric) for m in methods]
+        spreads = [s if math.isfinite(s) and math.isfinite(v) else 0.0 for s, v in zip(spreads, values, strict=True)]
+        positions = list(range(len(methods)))
+        heights = [v if math.isfinite(v) else 0.0 for v in values]
+        ax.bar(positions, heights, width=0.7, color=[f"C{i % 10}" for i in positions])
+        with_spread = [i for i in positions if spreads[i] > 0]
+        if with_spread:
+            ax.errorbar(
+                [positions[i] for i in with_spread],
+                [values[i] for i in with_spread],
+                yerr=[spreads[i] for i in with_spread],
+                fmt="none",
+                ecolor="#222222",
+                elinewidth=1.2,
+                capsize=4,
+            )
+        ax.axhline(0.0, color="black", lw=0.8)
+        ends = [(v - s if v < 0 else v + s) for v, s in zip(heights, spreads, strict=True)]
+        _annotate(ax, positions, values, ends, panel_inches=3.6)
+        _zero_based_limits(ax, ends, rotated=_rotated(values, 3.6))
+        ax.set_xticks(positions, methods, rotation=30, ha="right", rotation_mode="anchor")
+        ax.set_title(f"{task}: {metric}", fontsize=10)
+        ax.set_ylabel(f"{metric}{_direction(self.higher_is_better.get(task, {}).get(metric))}")
+        ax.set_label(f"{task}/{metric}")
+
+    def _gains(self, columns: Sequence[tuple[str, str]]) -> dict[str, dict[tuple[str, str], float]]:
+        """``{method: {(task, metric): 100 · sign · (M − B) / |B|}}`` for the non-baseline methods."""
+        if self.baseline not in self.results:
+            return {}
+        reference = self.results[self.baseline]
+        gains: dict[str, dict[tuple[str, str], float]] = {}
+        for method in self.methods:
+            if method == self.baseline:
+                continue
+            for task, metric in columns:
+                base = reference.get(task, {}).get(metric, math.nan)
+                value = self.results[method].get(task, {}).get(metric, math.nan)
+                direction = self.higher_is_better.get(task, {}).get(metric)
+                if direction is None or not (math.isfinite(base) and math.isfinite(value)) or base == 0:
+                    continue
+                sign = 1.0 if direction else -1.0
+                gains.setdefault(method, {})[(task, metric)] = 100.0 * sign * (value - base) / abs(base)
+        return gains
+
+    def _gain_panel(
+        self, ax: Any, columns: Sequence[tuple[str, str]], gains: Mapping[str, Mapping[tuple[str, str], float]]
+    ) -> None:
+        shown = [c for c in columns if any(c in g for g in gains.values())]
+        others = list(gains)
+        width = 0.8 / len(others)
+        positions: list[float] = []
+        values: list[float] = []
+        for j, method in enumerate(others):
+            xs = [g + (j - (len(others) - 1) / 2) * width for g in range(len(shown))]
+            ys = [gains[method].get(c, math.nan) for c in shown]
+            colour = f"C{self.methods.index(method) % 10}"
+            ax.bar(xs, [y if math.isfinite(y) else 0.0 for y in ys], width=width * 0.92, color=colour, label=method)
+            positions += xs
+            values += ys
+        ax.axhline(0.0, color="black", lw=0.8)
+        inches = max(4.3 * min(len(columns), _PANELS_PER_ROW), 7.5) * len(shown) / max(len(shown), 1)
+        heights = [v if math.isfinite(v) else 0.0 for v in values]
+        _annotate(ax, positions, values, heights, panel_inches=inches, suffix="%")
+        _zero_based_limits(ax, heights, rotated=_rotated(values, inches, suffix="%"))
+        ax.set_xticks(range(len(shown)), [f"{t}: {m}" for t, m in shown], rotation=20, ha="right")
+        ax.set_ylabel("gain, % (higher is better)")
+        ax.set_title(
+            f"difference vs {self.baseline}: relative gain in % of the {self.baseline} value, "
+            "sign-adjusted so that positive is better",
+            fontsize=10,
+        )
+        ax.legend(fontsize=8, ncol=min(len(others), 6), loc="best")
+        ax.set_label("gain")
+
+
+def _direction(higher_is_better: bool | None) -> str:
+    if higher_is_better is None:
+        return ""
+    return " (higher is better ↑)" if higher_is_better else " (lower is better ↓)"
+
+
+def _label_texts(values: Sequence[float], suffix: str = "") -> list[str]:
+    decimals = separating_decimals(values)
+    return [f"{v:.{decimals}f}{suffix}" if math.isfinite(v) else "n/a" for v in values]
+
+
+def _rotated(values: Sequence[float], panel_inches: float, suffix: str = "") -> bool:
+    """Whether the value labels must be vertical to fit above their bars (about 0.085 in per character)."""
+    texts = _label_texts(values, suffix)
+    slot = panel_inches / max(len(values), 1)
+    return max((len(t) for t in texts), default=0) * 0.085 > 0.95 * slot
+
+
+def _annotate(
+    ax: Any,
+    positions: Sequence[float],
+    values: Sequence[float],
+    ends: Sequence[float],
+    *,
+    panel_inches: float,
+    suffix: str = "",
+) -> None:
+    """Write each value above its bar (below a negative one), past the end of its error bar."""
+    rotation = 90 if _rotated(values, panel_inches, suffix) else 0
+    for x, value, end, text in zip(positions, values, ends, _label_texts(values, suffix), strict=True):
+        below = math.isfinite(value) and value < 0
+        ax.annotate(
+            text,
+            (x, end),
+            xytext=(0, -3 if below else 3),
+            textcoords="offset points",
+            ha="center",
+            va="top" if below else "bottom",
+            fontsize=9,
+            rotation=rotation,
+        )
+
+
+def _zero_based_limits(ax: Any, ends: Sequence[float], *, rotated: bool) -> None:
+    """y limits that include 0 (an axis starts at 0 when every value is positive), with room for labels."""
+    finite = [e for e in ends if math.isfinite(e)]
+    low, high = min([0.0, *finite]), max([0.0, *finite])
+    if low == high == 0.0:
+        ax.set_ylim(0.0, 1.0)
+        return
+    room = (0.32 if rotated else 0.14) * (high - low)
+    ax.set_ylim(low - room if low < 0 else 0.0, high + room if high > 0 else 0.0)
 
 
 def _fmt(value: float, signed: bool = False) -> str:

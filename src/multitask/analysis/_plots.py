@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,3 +77,21 @@ def nan_mean(stack: np.ndarray[Any, Any], axis: int = 0) -> np.ndarray[Any, Any]
     sums = np.nansum(stack, axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def separating_decimals(values: Sequence[float], *, significant: int = 3, most: int = 10) -> int:
+    """How many decimals to print ``values`` with so that any two different values print differently.
+
+    The number is the larger of what gives the largest magnitude ``significant`` significant digits and
+    what makes the smallest gap between two distinct values at least one unit of the last decimal
+    (then the rounded values differ too), at most ``most``. Non-finite values are ignored.
+    """
+    finite = sorted({v for v in values if math.isfinite(v)})
+    if not finite:
+        return max(significant - 1, 0)
+    largest = max(abs(v) for v in finite)
+    decimals = significant - 1 - math.floor(math.log10(largest)) if largest > 0 else significant - 1
+    gaps = [high - low for low, high in itertools.pairwise(finite) if high - low > largest * 1e-12]
+    if gaps:
+        decimals = max(decimals, -math.floor(math.log10(min(gaps))))
+    return min(max(decimals, 0), most)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from multitask.analysis._affinity import AFFINITY_FILE, TaskAffinity
+from multitask.analysis._comparison import COMPARISON_FILE, RESULTS_FILE, Comparison
 from multitask.analysis._conflict import CONFLICT_FILE, ConflictHistory
 from multitask.analysis._explain import gate_history, plot_gate_usage
 from multitask.analysis._linear import LINEAR_FILE, LinearRun
@@ -30,6 +31,11 @@ REPORT_FILE = "report.html"
 _SKIP = {"checkpoints", "tensorboard"}
 _RUNS = "Training runs: per-task curves, metrics, task weights and gates"
 _MAX_DEPTH = 4  # run/seed-0/stl/task/metrics.jsonl
+#: Section order on the page: results and verdicts first, the configuration last.
+_ORDER = (
+    *("results", "transfer", "chart", "problems", "affinity", "conflict"),
+    *("pareto", "linear", "comparisons", "runs", "config"),
+)
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 main{max-width:1150px;margin:0 auto;padding:24px}
@@ -41,6 +47,10 @@ td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto;dis
 pre{background:#f0f2f5;padding:10px;overflow:auto;font-size:.85em}.muted{color:#667085}
 .helps{color:#1a7f37;font-weight:600}.hurts{color:#c62828;font-weight:600}.none{color:#667085}
 .warn{background:#fff4e5;border-left:4px solid #f59e0b;padding:6px 10px}nav a{margin-right:14px}
+nav{font-size:.9em}details>summary{cursor:pointer;font-weight:600;padding:6px 0}
+dl.methods{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:.92em}
+dl.methods dt{font-family:monospace}dl.methods dd{margin:0}
+.numbers{overflow-x:auto}.numbers td{white-space:nowrap}
 """
 
 
@@ -49,15 +59,18 @@ def build_report(
 ) -> Path:
     """Write one self-contained HTML page about ``run_dir`` and return its path.
 
-    The page shows what the folder holds: the config (``config.yaml``), the method comparison with
-    Δm% (``results.csv``, from `multitask.baselines.compare` or ``multitask train``), per-task
-    curves, final metrics, task weights and gate usage of every training run (each folder with a
-    ``metrics.jsonl``), gradient conflict (``conflict.jsonl``), task affinity and the recommended
-    groupings (``affinity.json``, ``grouping.json``), negative transfer verdicts
-    (``negative_transfer.json``), the trade-off front (``pareto.json``) and linear models with their
-    selected features and task clusters (``linear.json``). Sections appear only when
-    their files exist. Images are embedded as base64 PNG data URIs and the CSS is inline: the page
-    needs no network and no other file. An artifact that cannot be read is reported on the page.
+    The page shows what the folder holds, in this order: the method comparison with Δm%
+    (``results.csv`` and ``comparison.json``, from `multitask.baselines.compare` or ``multitask
+    train``: mean ± std over seeds when the run has seeds, the methods' descriptions), negative
+    transfer verdicts (``negative_transfer.json``), the comparison's bar chart (`Comparison.figure`), task
+    affinity and the recommended groupings (``affinity.json``, ``grouping.json``), gradient conflict
+    (``conflict.jsonl``), the trade-off front (``pareto.json``), linear models with their selected
+    features and task clusters (``linear.json``), the comparisons of sub-folders (seeds, groups),
+    per-task curves, final metrics, task weights and gate usage of every training run (each folder
+    with a ``metrics.jsonl``), and last the config (``config.yaml``) in a collapsed ``<details>``.
+    Sections appear only when their files exist. Images are embedded as base64 PNG data URIs and the
+    CSS is inline: the page needs no network and no other file. An artifact that cannot be read is
+    reported on the page.
 
     Args:
         run_dir: The run folder.
@@ -77,8 +90,7 @@ def build_report(
             f"{directory} holds nothing to report on (no config.yaml, results.csv, metrics.jsonl or analysis files)"
         )
     page = _Page(directory)
-    page.add_config(directory / "config.yaml")
-    results = found["results.csv"]
+    results = found[RESULTS_FILE]
     for path in (p for p in results if p.parent == directory):
         page.guard(path, page.add_results)
     for path in found[TRANSFER_FILE]:
@@ -103,6 +115,7 @@ def build_report(
         page.section("runs", _RUNS).append(
             f'<p class="muted">{len(runs) - max_runs} more training runs not shown (raise max_runs): {skipped}</p>'
         )
+    page.add_config(directory / "config.yaml")
     name = title or page.config_name or directory.resolve().name
     target = Path(output) if output is not None else directory / REPORT_FILE
     atomic_write_bytes(target, page.render(name).encode())
@@ -112,7 +125,7 @@ def build_report(
 def _discover(directory: Path) -> dict[str, list[Path]]:
     """The known files in ``directory`` and its sub-folders (``_MAX_DEPTH`` levels), shallowest first."""
     names = (
-        "results.csv",
+        RESULTS_FILE,
         TRANSFER_FILE,
         AFFINITY_FILE,
         "grouping.json",
@@ -193,42 +206,63 @@ class _Page:
                 self.config_name = loaded["name"]
         except yaml.YAMLError:
             pass
-        self.section("config", "Configuration").append(f"<pre>{html.escape(text)}</pre>")
+        lines = len(text.splitlines())
+        self.section("config", "Configuration").append(
+            f"<details><summary>config.yaml: the run's full configuration ({lines} lines; click to show)</summary>"
+            f"<pre>{html.escape(text)}</pre></details>"
+        )
 
     def add_results(self, path: Path) -> None:
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if not rows:
+        comparison = Comparison.read(path)
+        if not comparison.results:
             raise DataError("no rows")
-        columns: list[tuple[str, str]] = []
-        values: dict[str, dict[tuple[str, str], float]] = {}
-        for row in rows:
-            key = (row["task"], row["metric"])
-            if key != ("*", "delta_m_percent") and key not in columns:
-                columns.append(key)
-            values.setdefault(row["method"], {})[key] = float(row["value"])
-        header = ["method", *[f"{t} {m}" for t, m in columns], "Δm% vs STL"]
-        body = [
-            [
-                method,
-                *[_number(v.get(c)) for c in columns],
-                "—" if method == "stl" else _number(v.get(("*", "delta_m_percent")), signed=True),
-            ]
-            for method, v in values.items()
-        ]
-        if path.parent == self.directory:
+        stored = _stored_delta_m(path)
+        columns = comparison.columns()
+        baseline = comparison.baseline
+        header = ["method"]
+        for task, metric in columns:
+            direction = comparison.higher_is_better.get(task, {}).get(metric)
+            header.append(f"{task} {metric}" + ("" if direction is None else " ↑" if direction else " ↓"))
+        header.append(f"Δm% vs {baseline}")
+        body = []
+        for method, per_task in comparison.results.items():
+            cells = [html.escape(method)]
+            for task, metric in columns:
+                cell = _number(per_task.get(task, {}).get(metric))
+                spread = comparison.spread(method, task, metric)
+                if math.isfinite(spread) and cell != "n/a":
+                    cell += f' <span class="muted">± {spread:.4f}</span>'
+                cells.append(cell)
+            cells.append("—" if method == baseline else _number(stored.get(method), signed=True))
+            body.append(cells)
+        top = path.parent == self.directory
+        if top:
             parts = self.section("results", "Results: methods compared (test split)")
         else:
             parts = self.section("comparisons", "Comparisons in sub-folders (test split)")
-        parts.append(self.heading(path) + _table(header, body))
-        parts.append(
-            '<p class="muted">Δm% is the mean relative improvement over the single-task models across tasks '
-            "and metrics (positive: better than single-task).</p>"
-        )
+        parts.append(self.heading(path) + _table(header, body, escape=False, css="numbers"))
+        notes = [
+            f"Δm% is the mean relative improvement over {'the single-task models' if baseline == 'stl' else baseline} "
+            "across tasks and metrics (positive: better)."
+        ]
+        if any(d is not None for ds in comparison.higher_is_better.values() for d in ds.values()):
+            notes.append("↑ higher is better, ↓ lower is better.")
+        if comparison.std is not None:
+            notes.append("Values: mean ± sample standard deviation (ddof = 1) over the seeds.")
+        parts.append(f'<p class="muted">{html.escape(" ".join(notes))}</p>')
+        if comparison.descriptions:
+            items = "".join(
+                f"<dt>{html.escape(m)}</dt><dd>{html.escape(d)}</dd>" for m, d in comparison.descriptions.items()
+            )
+            parts.append(f'<dl class="methods">{items}</dl>')
         picture = path.parent / "comparison.png"
-        if picture.is_file():
-            data = base64.b64encode(picture.read_bytes()).decode("ascii")
-            parts.append(f'<img alt="comparison of methods" src="data:image/png;base64,{data}">')
+        saved = picture if (path.parent / COMPARISON_FILE).is_file() else None  # older pictures are drawn again
+        chart = self.image(comparison.plot, "comparison of methods (bar chart)", saved, path)
+        if top:  # after the verdicts: the table and the verdicts fill the first screen
+            parts.append('<p><a href="#chart">The results as bar charts</a> follow the negative transfer verdicts.</p>')
+            self.section("chart", "Results as bar charts (test split)").append(chart)
+        else:  # one seed's or the groups' chart: collapsed, the page stays short
+            parts.append(f"<details><summary>Bar chart of {self.where(path)}</summary>{chart}</details>")
 
     def add_transfer(self, path: Path) -> None:
         report = NegativeTransferReport.read(path)
@@ -415,9 +449,10 @@ class _Page:
 
     # ----- output -----
     def render(self, title: str) -> str:
-        nav = " ".join(f'<a href="#{a}">{html.escape(h)}</a>' for a, h, _ in self.sections)
+        sections = sorted(self.sections, key=lambda s: _ORDER.index(s[0]) if s[0] in _ORDER else len(_ORDER))
+        nav = " ".join(f'<a href="#{a}">{html.escape(h)}</a>' for a, h, _ in sections)
         body = "".join(
-            f'<section id="{a}"><h2>{html.escape(h)}</h2>{"".join(parts)}</section>' for a, h, parts in self.sections
+            f'<section id="{a}"><h2>{html.escape(h)}</h2>{"".join(parts)}</section>' for a, h, parts in sections
         )
         self._scratch.cleanup()
         return (
@@ -427,6 +462,16 @@ class _Page:
             f'<h1>{html.escape(title)}</h1><p class="muted">multitask report of '
             f"<code>{html.escape(str(self.directory))}</code></p><nav>{nav}</nav>{body}</main></body></html>\n"
         )
+
+
+def _stored_delta_m(path: Path) -> dict[str, float]:
+    """The ``*, delta_m_percent`` rows of a results.csv: each method's Δm% as written."""
+    with path.open(newline="") as handle:
+        return {
+            row["method"]: float(row["value"])
+            for row in csv.DictReader(handle)
+            if row.get("task") == "*" and row.get("metric") == "delta_m_percent"
+        }
 
 
 def _task_order(history: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -451,13 +496,14 @@ def _plot_gate_epochs(gates: Mapping[str, list[list[float]]], path: Path) -> Pat
     return save_png(figure, path)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, escape: bool = True) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, escape: bool = True, css: str = "") -> str:
     def cell(value: str) -> str:
         return html.escape(value) if escape else value
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="{css}">{table}</div>' if css else table
 
 
 def _number(value: float | None, *, signed: bool = False) -> str:
