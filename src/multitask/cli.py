@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -186,11 +187,35 @@ def _pair(text: str) -> list[str]:
     return parts
 
 
+class _Console(logging.Handler):
+    """The ``multitask`` logger on the console: INFO lines (e.g. one per finished training when there are no
+    progress bars) on standard output, warnings and errors on standard error. The streams are looked up
+    at each record, so a replaced ``sys.stdout`` (a test's capture) is honoured."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.levelno < logging.WARNING:
+                print(record.getMessage(), file=sys.stdout, flush=True)
+            else:
+                print(f"multitask: warning: {record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:  # logging must never break the run
+            self.handleError(record)
+
+
+def _log_to_console() -> None:
+    logger = logging.getLogger("multitask")
+    if not any(isinstance(handler, _Console) for handler in logger.handlers):
+        logger.addHandler(_Console(logging.INFO))
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+
 def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) -> int:
     from multitask.config import ExperimentConfig
     from multitask.experiment import output_dir, run_experiment
 
     assert isinstance(config, ExperimentConfig)
+    _log_to_console()
     started = time.perf_counter()
     comparison = run_experiment(config, output=output, resume=resume, overwrite=overwrite)
     seconds = time.perf_counter() - started

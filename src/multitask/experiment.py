@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import functools
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ from multitask.analysis import (
     negative_transfer_from_comparisons,
     pairwise_transfer,
     pareto_sweep,
+    preference_grid,
     train_groups,
 )
 from multitask.analysis._affinity import AFFINITY_FILE
@@ -79,6 +81,7 @@ from multitask.training._data import Data
 from multitask.training.checkpoint import list_checkpoints, load_checkpoint
 from multitask.training.distributed import Distributed
 from multitask.training.lock import LOCK_FILE, RunFolderLock, existing_folder, prepare_folder
+from multitask.training.progress import RunProgress, progress_wanted
 
 #: What `load_data` returns: single-input splits (`TabularData`) or, for multi-input data types, `MultiTaskData`
 #: with ``{task: ArrayDataset}`` splits. Both have ``train``, ``val``, ``test``, ``kinds`` and ``classes``.
@@ -149,8 +152,8 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
             seed=config.seed,
         )
     except TargetError as error:  # the config's field to change, not the Python argument
-        index = [task.name for task in config.tasks].index(error.task)
-        raise error.in_config(f"tasks[{index}]") from None
+        position = [task.name for task in config.tasks].index(error.task)
+        raise error.in_config(f"tasks[{position}]") from None
 
 
 def _load_images(spec: MultiMnistDataConfig, seed: int) -> MultiTaskData:
@@ -475,8 +478,11 @@ def describe_methods(config: ExperimentConfig, methods: Iterable[str]) -> dict[s
     return result
 
 
-def trainer_options(config: ExperimentConfig, progress: bool | None = None) -> dict[str, Any]:
-    """Keyword arguments of `Trainer` that the config's ``training`` and ``strategy`` sections set."""
+def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | None = None) -> dict[str, Any]:
+    """Keyword arguments of `Trainer` that the config's ``training`` and ``strategy`` sections set.
+
+    ``progress`` is passed on as the Trainers' ``progress`` (a `RunProgress`: every training reports to it).
+    """
     training = config.training
     options = training.optimizer
 
@@ -548,13 +554,39 @@ def output_dir(config: ExperimentConfig, output: str | Path | None = None) -> Pa
     return config.output if config.output is not None else Path("runs") / config.name
 
 
+def planned_trainings(config: ExperimentConfig) -> int:
+    """How many trainings (`Trainer.fit` calls) `run_experiment` makes for ``config``: the total of its progress.
+
+    Per seed (each of ``analysis.seeds``, else one): one per task for ``stl``, one for ``mtl`` and for
+    each architecture of ``compare.methods`` (``linear`` fits no Trainer), two per ``compare.transfer``
+    pair (pre-training and fine-tuning); ``analysis.groups``: ``num_groups`` per seed (the most groups
+    the grouping may have; `run_experiment` corrects the plan once the grouping is known) and, with
+    ``source: pairwise``, once ``T`` single-task and ``T(T-1)/2`` pair trainings; ``analysis.pareto``:
+    once, one per sweep method and preference vector (`preference_grid`).
+    """
+    tasks = len(config.tasks)
+    per_seed = sum(tasks if method == "stl" else 0 if method == "linear" else 1 for method in config.compare.methods)
+    per_seed += 2 * len(config.compare.transfer)
+    analysis = config.analysis
+    seeds = len(analysis.seeds) if analysis.seeds else 1
+    count = seeds * per_seed
+    if analysis.groups is not None:
+        count += seeds * analysis.groups.num_groups
+        if analysis.groups.source == "pairwise":
+            count += tasks + tasks * (tasks - 1) // 2
+    pareto = analysis.pareto
+    if pareto is not None and 2 <= tasks <= min(3, pareto.resolution):  # else the sweep refuses to run
+        count += len(pareto.methods) * len(preference_grid(tasks, pareto.resolution))
+    return count
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
     output: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    progress: bool | None = None,
+    progress: bool | RunProgress | None = None,
 ) -> Comparison:
     """Train every method the config asks for and write the run folder; returns the comparison.
 
@@ -566,6 +598,12 @@ def run_experiment(
     recommended task groups, ``groups/`` in each seed's folder); ``analysis.pareto`` adds ``pareto/``
     (the trade-off sweep, on the first seed).
 
+    ``progress``: True draws the run's progress (`RunProgress`: model i of `planned_trainings`, its
+    epoch and step, the run's ETA, one summary line per finished model), None does so on a terminal
+    outside CI and otherwise writes only the summary lines to the ``multitask`` logger (INFO), False
+    shows nothing; a `RunProgress` of your own is used as it is (its unset ``total``, ``name`` and
+    ``root`` filled in). Under torchrun only rank 0 shows progress.
+
     Raises:
         ConfigError: The folder already holds a run and neither ``resume`` nor ``overwrite`` is set, or the
             data lacks a task of the config.
@@ -574,6 +612,33 @@ def run_experiment(
     directory = output_dir(config, output)
     saved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     _check_run_dir(directory, saved, resume, overwrite)
+    shown: RunProgress | None = None  # only rank 0 (torchrun sets RANK) shows progress
+    if isinstance(progress, RunProgress):
+        shown = progress
+        shown.total = shown.total if shown.total is not None else planned_trainings(config)
+        shown.name = shown.name if shown.name is not None else config.name
+        shown.root = shown.root if shown.root is not None else directory
+    elif progress is not False and os.environ.get("RANK", "0") == "0":
+        bars = bool(progress) or progress_wanted()
+        shown = RunProgress(planned_trainings(config), config.name, root=directory, bars=bars)
+    try:
+        return _run_experiment(config, directory, saved, resume, overwrite, shown if shown is not None else False)
+    finally:
+        if shown is not None and shown is not progress:
+            shown.close()
+
+
+def _run_experiment(
+    config: ExperimentConfig,
+    directory: Path,
+    saved: str,
+    resume: bool,
+    overwrite: bool,
+    progress: RunProgress | bool,
+) -> Comparison:
+    """`run_experiment` once the run folder is checked, with its progress (False: none)."""
+    if isinstance(progress, RunProgress):
+        progress.status("loading data")
     data = load_data(config)  # before the folder is written: a data error leaves no half-made run
     distributed = Distributed.from_environment()  # under torchrun: rank 0 prepares the folder, the others wait
     analysis, methods = config.analysis, config.compare.methods
@@ -600,27 +665,38 @@ def _run_all(
     data: ExperimentData,
     directory: Path,
     resume: bool,
-    progress: bool | None,
+    progress: RunProgress | bool | None,
     distributed: Distributed | None,
 ) -> Comparison:
     """`run_experiment` once the run folder is prepared and locked."""
     analysis = config.analysis
+    shown = progress if isinstance(progress, RunProgress) else None
+
+    def status(text: str) -> None:
+        if shown is not None:
+            shown.status(text)
+
     runs = _Runs(config, data, resume, progress)
     seeds = analysis.seeds or [config.seed]
     folders = {seed: directory / f"seed-{seed}" if analysis.seeds else directory for seed in seeds}
     comparisons = {seed: runs.compare(seed, folder) for seed, folder in folders.items()}
     if analysis.groups is not None:
+        status("choosing the task groups")
         grouping = runs.grouping(analysis.groups, folders[seeds[0]])
+        if shown is not None:  # the plan counted num_groups per seed, the most there can be
+            shown.add_planned(len(seeds) * (len(grouping.groups) - analysis.groups.num_groups))
         for seed, folder in folders.items():
             comparisons[seed] = runs.train_groups(grouping, seed, folder, comparisons[seed])
     comparison = comparisons[seeds[0]]
     if analysis.seeds:
+        status("judging negative transfer")
         comparison = Comparison.mean(list(comparisons.values()))
         comparison.write(directory)
         _judge_transfer(config, list(comparisons.values()), directory, folders[seeds[0]])
     if analysis.pareto is not None:
         runs.pareto(analysis.pareto, seeds[0], directory / "pareto", comparisons[seeds[0]])
     if analysis.report and (distributed is None or distributed.is_main):
+        status("writing the report")
         build_report(directory)  # after the results are written: a report problem loses no result
     return comparison
 
@@ -628,8 +704,12 @@ def _run_all(
 class _Runs:
     """The trainings of one config: its methods for a seed, the task groups and the trade-off sweep."""
 
-    def __init__(self, config: ExperimentConfig, data: ExperimentData, resume: bool, progress: bool | None) -> None:
+    def __init__(
+        self, config: ExperimentConfig, data: ExperimentData, resume: bool, progress: RunProgress | bool | None
+    ) -> None:
         self.config, self.data, self.resume, self.progress = config, data, resume, progress
+        if isinstance(progress, RunProgress):
+            progress.status("building models")
         self.size = input_size(config, data)
         self.shape = input_shape(config, data)
         self.encoder = build_encoder(config, self.size, self.shape)
@@ -663,7 +743,14 @@ class _Runs:
                 resume=self.resume,
                 **self.options,
             )
-        return self._with_linear(comparison, folder) if "linear" in methods else comparison
+        later = ["linear"] if "linear" in methods else []  # rows added after the trainings
+        later += ["groups"] if config.analysis.groups is not None else []
+        described = [*comparison.methods, *later]
+        comparison = dataclasses.replace(comparison, descriptions=describe_methods(config, described))
+        if "linear" in methods:
+            return self._with_linear(comparison, folder)  # writes the folder's results again, with the linear row
+        comparison.write(folder)  # the descriptions join results.md and comparison.json
+        return comparison
 
     def _with_linear(self, comparison: Comparison, folder: Path) -> Comparison:
         """``comparison`` with the method ``linear`` (`fit_linear`; ``folder/linear``)."""

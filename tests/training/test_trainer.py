@@ -16,7 +16,8 @@ from multitask.data import ArrayDataset
 from multitask.errors import ConfigError, DataError, NonFiniteLossError, ShapeError
 from multitask.models import MLP, HardSharing
 from multitask.training import Callback, StepResult
-from multitask.training.callbacks import progress_wanted, tensorboard_available
+from multitask.training.callbacks import tensorboard_available
+from multitask.training.progress import progress_wanted
 from multitask.weighting import StepContext, Weighting
 
 

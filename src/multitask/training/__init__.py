@@ -8,12 +8,12 @@ from multitask.training.callbacks import (
     EpochMeanLogger,
     GateLogger,
     MetricsLogger,
-    ProgressBar,
     StepResult,
     TensorBoardLogger,
     plot_curves,
 )
 from multitask.training.checkpoint import load_checkpoint, save_checkpoint
+from multitask.training.progress import ProgressBar, RunProgress
 from multitask.training.trainer import Trainer
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "GateLogger",
     "MetricsLogger",
     "ProgressBar",
+    "RunProgress",
     "StepResult",
     "TensorBoardLogger",
     "Trainer",

@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import math
-import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,42 +65,6 @@ class Callback:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what `state_dict` returned."""
-
-
-def progress_wanted() -> bool:
-    """Progress bars only on an interactive terminal and never when ``CI`` is set."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
-class ProgressBar(Callback):
-    """A tqdm bar per epoch showing the running mean loss of each task."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-        self._sums: dict[str, float] = {}
-        self._count = 0
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int | None, first_step: int) -> None:
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(
-            total=num_steps, initial=first_step, desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True
-        )
-        self._sums, self._count = {}, 0
-
-    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
-        self._count += 1
-        for name, value in step.losses.items():
-            if not math.isnan(value):
-                self._sums[name] = self._sums.get(name, 0.0) + value
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix({name: f"{total / self._count:.4f}" for name, total in self._sums.items()})
-
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def _history_columns(history: Sequence[Mapping[str, float]]) -> list[str]:
@@ -399,8 +361,14 @@ def curves_figure(
     return figure
 
 
-# The progress display lives in `multitask.training.progress`; its names stay importable from here. Imported last:
-# progress.py subclasses `Callback` (the package imports this module first, so either import order works).
-from multitask.training.progress import ProgressBar as ProgressBar  # noqa: E402
-from multitask.training.progress import RunProgress as RunProgress  # noqa: E402
-from multitask.training.progress import progress_wanted as progress_wanted  # noqa: E402
+_MOVED = {"ProgressBar", "RunProgress", "progress_wanted"}  # to `multitask.training.progress`
+
+
+def __getattr__(name: str) -> Any:
+    """``ProgressBar``, ``RunProgress`` and ``progress_wanted`` moved to `multitask.training.progress`; the old
+    names still work for one release (looked up on use, so that this module does not import that one)."""
+    if name in _MOVED:
+        from multitask.training import progress
+
+        return getattr(progress, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

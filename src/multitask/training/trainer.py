@@ -38,14 +38,13 @@ from multitask.training.callbacks import (
     CurvePlot,
     GateLogger,
     MetricsLogger,
-    ProgressBar,
     StepResult,
     TensorBoardLogger,
-    progress_wanted,
     tensorboard_available,
 )
 from multitask.training.distributed import Distributed
 from multitask.training.lock import RunFolderLock
+from multitask.training.progress import ProgressBar, RunProgress, progress_wanted
 
 _log = logging.getLogger("multitask")
 
@@ -105,7 +104,12 @@ class Trainer:
         checkpoint_every: Also checkpoint every this many steps (epochs always end with one).
         keep_checkpoints: How many checkpoints to keep.
         callbacks: Extra callbacks.
-        progress: Show progress bars; None shows them on a terminal unless ``CI`` is set.
+        progress: Show progress (`multitask.training.progress`): True draws this training's epoch and step bar
+            with its running losses and a status between epochs, then one summary line (epochs, time, best
+            validation values); None does so on a terminal unless ``CI`` is set; False shows nothing. A
+            `RunProgress` makes this training one of a run: its bar reports to it (model i of n, the run's
+            ETA), labelled with ``run_dir`` relative to the run's folder, and its summary line is the
+            run's (written to the ``multitask`` logger when the run has no bars).
         seed: Seeds the data order and, at the start of a fresh `fit`, PyTorch's global generator.
         distributed: Multi-process training (``torchrun``; see `multitask.training.distributed`):
             None joins the processes when there are several (``WORLD_SIZE > 1`` or an initialised
@@ -146,7 +150,7 @@ class Trainer:
         checkpoint_every: int | None = None,
         keep_checkpoints: int = 2,
         callbacks: Sequence[Callback] = (),
-        progress: bool | None = None,
+        progress: bool | RunProgress | None = None,
         seed: int = 0,
         distributed: bool | Distributed | None = None,
     ) -> None:
@@ -238,7 +242,7 @@ class Trainer:
         self._unscanned: frozenset[str] = frozenset()  # tasks whose training batches are checked as they arrive
         self._seen: set[str] = set()  # of those, the ones read in this epoch
 
-    def _default_callbacks(self, progress: bool | None) -> list[Callback]:
+    def _default_callbacks(self, progress: bool | RunProgress | None) -> list[Callback]:
         result: list[Callback] = [GateLogger()]  # before the loggers: they add to the epoch's record
         if self.strategy.aggregation is not None:
             result.append(AggregationWeightLogger())
@@ -246,7 +250,9 @@ class Trainer:
             result.append(AdversaryLogger(self.run_dir if self.is_main_process else None))
         if not self.is_main_process:  # multi-process: only rank 0 shows progress and writes files
             return result
-        if progress or (progress is None and progress_wanted()):
+        if isinstance(progress, RunProgress):
+            result.append(ProgressBar(progress))
+        elif progress or (progress is None and progress_wanted()):
             result.append(ProgressBar())
         if self.run_dir is not None:
             result += [MetricsLogger(self.run_dir), CurvePlot(self.run_dir)]
@@ -278,6 +284,7 @@ class Trainer:
             resume: Continue from the newest checkpoint in ``run_dir`` (a fresh start when there is none).
         """
         tasks = list(self.tasks.values())
+        self._status("preparing data")
         train_data = TaskData(train, tasks, role="training", options=self.loading)
         val_data = TaskData(val, tasks, role="validation", options=self.loading) if val is not None else None
         if self.selection.patience is not None and val_data is None:
@@ -335,6 +342,7 @@ class Trainer:
         if self._distributed_step is not None:
             self._distributed_step.start(self, train_data, val_data, num_steps)
         if resume:
+            self._status("resuming from a checkpoint")
             self._resume()
             self._restart_epoch_unless_exact(loader)
         else:
@@ -348,19 +356,29 @@ class Trainer:
             self._run_epoch(steps, num_steps)
             if self._distributed_step is not None:
                 self._distributed_step.synchronise(self.epoch, [self.model, self.strategy])
+            self._status("validating" if val_data is not None else "ending the epoch")
             record = self._end_epoch(val_data, monitor)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
+            if self.run_dir is not None:
+                self._status("saving checkpoint")
             self._save_checkpoint()
         if self.restore_best and self.selection.best_state is not None:
             self.model.load_state_dict(self.selection.best_state)
         if self.run_dir is not None and self.is_main_process:
+            self._status("saving the model")
             final = {"model": self.model.state_dict()}
             _check_finite(final, self.global_step, "the final model")
             ckpt.save_checkpoint(self.run_dir / "model.pt", final)
         for callback in self.callbacks:
             callback.on_fit_end(self)
         return self.history
+
+    def _status(self, text: str) -> None:
+        """Tell the progress display what the trainer does outside the steps (start-up, between epochs)."""
+        for callback in self.callbacks:
+            if isinstance(callback, ProgressBar):
+                callback.on_status(self, text)
 
     def _restart_epoch_unless_exact(self, loader: StepLoader) -> None:
         """After a mid-epoch resume on a loader that cannot seek: start the interrupted epoch again (said once)."""
