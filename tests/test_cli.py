@@ -151,13 +151,20 @@ def test_evaluate_works_for_a_run_trained_from_a_relative_config_path(
     assert "| mtl |" in capsys.readouterr().out
 
 
-def test_a_config_can_choose_a_gradient_aggregation(config_path: Path, tmp_path: Path) -> None:
+def test_a_config_can_choose_a_gradient_aggregation(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = yaml.safe_load(config_path.read_text())
     config["strategy"] = {"aggregation": "upgrad"}
     config["compare"] = {"methods": ["mtl"]}
     config_path.write_text(yaml.safe_dump(config))
     output = tmp_path / "run"
     assert main(["train", str(config_path), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    # what mtl meant, under the table and in results.md; without a terminal one line per finished model
+    assert "- `mtl`: hard_sharing · weighting ew · aggregation upgrad" in printed
+    assert "- `mtl`: hard_sharing · weighting ew · aggregation upgrad" in (output / "results.md").read_text()
+    assert re.search(r"^✓ mtl \(1/1\)  4 epochs  [\d.]+ s  val ", printed, flags=re.M)
     rows = list(csv.DictReader((output / "results.csv").open()))
     auc = next(float(r["value"]) for r in rows if r["task"] == "y1" and r["metric"] == "auc")
     assert auc > 0.9  # trained through the aggregation path
