@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from _browser import OFFLINE, chromium, run_browser
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILT = ROOT / "build" / "site"  # what `make docs` writes
 
@@ -218,24 +220,6 @@ def served(site: Path) -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium); the browser check needs one")
-
-
-def _run_browser(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline: every other host fails to resolve
-        f"--user-data-dir={profile}",
-    ]  # fmt: skip
-    return subprocess.run([binary, *flags, *arguments], capture_output=True, text=True, timeout=120, check=False)
-
-
 def _pages_to_open(site: Path) -> dict[str, int]:
     """The home page, the methods' pages, and every page with a formula; with their formulas' count."""
     counts = {
@@ -250,14 +234,15 @@ def _pages_to_open(site: Path) -> dict[str, int]:
 def test_pages_with_formulas_render_in_a_headless_browser(
     site: Path, served: tuple[str, list[str]], tmp_path: Path
 ) -> None:
-    binary = _chromium()
+    binary = chromium()
     base, missing = served
     pages = _pages_to_open(site)
     assert {"", "methods/weighting/", "concepts/", "analysis/", "methods/adversarial/"} <= set(pages)
     assert sum(pages.values()) >= 7
     results: dict[str, dict[str, Any]] = {}
     for page in pages:
-        done = _run_browser(binary, tmp_path / "profile", "--virtual-time-budget=8000", "--dump-dom", f"{base}/{page}")
+        profile = tmp_path / "profile"
+        done = run_browser(binary, profile, OFFLINE, "--virtual-time-budget=8000", "--dump-dom", f"{base}/{page}")
         match = re.search(r'<pre id="__check">(.*?)</pre>', done.stdout, re.DOTALL)
         assert match, f"{page or 'home'}: no result from the page; chromium said: {done.stderr[-2000:]}"
         results[page] = json.loads(html.unescape(match.group(1)))

@@ -6,8 +6,6 @@ import dataclasses
 import html
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from _analysis_runs import report_folder
 from torch import nn
 
 import multitask
+from _browser import chromium, run_browser
 from multitask import Task
 from multitask.analysis import GradientConflictMonitor, TaskAffinityMonitor, build_report
 from multitask.baselines import compare
@@ -177,28 +176,11 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium); the browser check needs one")
-
-
-def _run_browser(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}",
-    ]  # fmt: skip
-    return subprocess.run([binary, *flags, *arguments], capture_output=True, text=True, timeout=120, check=False)
-
-
 def test_report_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> None:
-    binary = _chromium()
+    binary = chromium()
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("<head>", "<head>" + _PROBE, 1))
-    done = _run_browser(
+    done = run_browser(
         binary, tmp_path / "profile", "--window-size=1200,900", "--virtual-time-budget=5000", "--dump-dom",
         probed.as_uri(),
     )  # fmt: skip
@@ -223,12 +205,10 @@ def test_report_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> N
     assert result["bars"] == 3  # the bar charts of the run and of both seeds, loaded
 
     first_screen = tmp_path / "first_screen.png"
-    _run_browser(
-        binary, tmp_path / "profile", f"--screenshot={first_screen}", "--window-size=1200,900", report.as_uri()
-    )
+    run_browser(binary, tmp_path / "profile", f"--screenshot={first_screen}", "--window-size=1200,900", report.as_uri())
 
     shot = tmp_path / "shot.png"
-    _run_browser(binary, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2000", report.as_uri())
+    run_browser(binary, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2000", report.as_uri())
     import matplotlib.image
 
     for path, height in ((shot, 2000), (first_screen, 900)):

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from conftest import make_model, make_tasks, make_two_task_data
+from multitask import training
 from multitask.config import parse_config
 from multitask.experiment import planned_trainings, run_experiment
-from multitask.training import RunProgress, Trainer, callbacks
+from multitask.training import RunProgress, Trainer
 from multitask.training.progress import ProgressBar
 
 
@@ -44,7 +45,7 @@ def test_the_bars_show_the_run_the_model_and_its_epochs(tmp_path: Path) -> None:
     assert "step 3/3" in text  # 180 rows in batches of 60
     assert "cls " in text and "reg " in text  # the running losses
     assert run.total == 2 and len(run.finished) == 2
-    assert callbacks.ProgressBar is ProgressBar  # the old place, for one release
+    assert training.ProgressBar is ProgressBar
 
 
 def test_a_status_is_shown_at_start_up_and_between_epochs(tmp_path: Path) -> None:

@@ -359,16 +359,3 @@ def curves_figure(
             ax.axis("off")
     figure.tight_layout()
     return figure
-
-
-_MOVED = {"ProgressBar", "RunProgress", "progress_wanted"}  # to `multitask.training.progress`
-
-
-def __getattr__(name: str) -> Any:
-    """``ProgressBar``, ``RunProgress`` and ``progress_wanted`` moved to `multitask.training.progress`; the old
-    names still work for one release (looked up on use, so that this module does not import that one)."""
-    if name in _MOVED:
-        from multitask.training import progress
-
-        return getattr(progress, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
