@@ -66,5 +66,6 @@ def test_report_shows_the_results_first_and_the_config_collapsed_last(run_dir: P
     assert page.index("<h1>cli-report</h1>") < order[0]
     results = page[order[0] : order[1]]
     assert "a auc ↑" in results and "± 0.0141" in results and "<dd>hard_sharing · weighting ew</dd>" in results
+    assert "bar charts</a> are below." in results  # no verdicts in this folder: none is promised
     assert "<details><summary>config.yaml: the run's full configuration (101 lines" in page[order[3] :]
     assert "option_99: 99" in page[order[3] :]  # all of it, collapsed

@@ -259,7 +259,9 @@ class _Page:
         saved = picture if (path.parent / COMPARISON_FILE).is_file() else None  # older pictures are drawn again
         chart = self.image(comparison.plot, "comparison of methods (bar chart)", saved, path)
         if top:  # after the verdicts: the table and the verdicts fill the first screen
-            parts.append('<p><a href="#chart">The results as bar charts</a> follow the negative transfer verdicts.</p>')
+            verdicts = any((self.directory / "negative_transfer").glob("*/negative_transfer.json"))
+            after = "follow the negative transfer verdicts" if verdicts else "are below"
+            parts.append(f'<p><a href="#chart">The results as bar charts</a> {after}.</p>')
             self.section("chart", "Results as bar charts (test split)").append(chart)
         else:  # one seed's or the groups' chart: collapsed, the page stays short
             parts.append(f"<details><summary>Bar chart of {self.where(path)}</summary>{chart}</details>")
