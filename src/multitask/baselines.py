@@ -57,7 +57,7 @@ def _select(data: Data | None, names: Sequence[str]) -> Data | None:
     if data is None:
         return None
     if isinstance(data, Mapping) and data and all(not isinstance(v, torch.Tensor) for v in data.values()):
-        from multitask.data._dataset import ArrayDataset
+        from multitask.data import ArrayDataset
 
         if all(isinstance(v, ArrayDataset | Mapping) for v in data.values()):
             return {name: data[name] for name in names if name in data}

@@ -40,7 +40,7 @@ from torch import nn
 from multitask import aggregation as aggregation_methods
 from multitask import weighting as weighting_methods
 from multitask.baselines import ModelFactory, RunResult, train_multitask, train_single_task
-from multitask.data._dataset import ArrayDataset
+from multitask.data import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, Split
 from multitask.errors import ConfigError, DataError
 from multitask.metrics import delta_m

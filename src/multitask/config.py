@@ -45,7 +45,7 @@ from multitask.weighting import Weighting
 from multitask.weighting._base import registry as weighting_registry
 
 if TYPE_CHECKING:
-    from multitask.data._augment import ImageAugmentation
+    from multitask.data import ImageAugmentation
 
 T = TypeVar("T")
 CENSUS_TASKS = ("income", "marital")
@@ -335,7 +335,7 @@ class ImageTransformConfig(_Strict):
 
     def build(self) -> ImageAugmentation:
         """The `multitask.data.ImageAugmentation` of the images' column ``x``."""
-        from multitask.data._augment import ImageAugmentation
+        from multitask.data import ImageAugmentation
 
         return ImageAugmentation(hflip=self.hflip, crop_padding=self.crop_padding)
 

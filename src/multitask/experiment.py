@@ -55,11 +55,8 @@ from multitask.config import (
     ParetoConfig,
     load_config,
 )
-from multitask.data import LoaderOptions
-from multitask.data._dataset import ArrayDataset
-from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data import ArrayDataset, LoaderOptions, MultiTaskData, TabularData, TaskInfo, load_tabular
 from multitask.data._pipeline import Transform
-from multitask.data._tabular import TabularData, load_tabular
 from multitask.errors import CheckpointError, ConfigError, DataError, TargetError
 from multitask.models import (
     MLP,
@@ -102,13 +99,13 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
     if isinstance(config.data, MultiMnistDataConfig):
         return _config_tasks(_load_images(config.data, config.seed), config)
     if isinstance(config.data, NYUv2DataConfig):
-        from multitask.data._nyuv2 import load_nyuv2
+        from multitask.data import load_nyuv2
 
         spec = config.data
         nyuv2 = load_nyuv2(spec.root, val_fraction=spec.val_fraction, seed=config.seed, num_threads=spec.num_threads)
         return _config_tasks(nyuv2, config)
     if isinstance(config.data, ImageFolderDataConfig):
-        from multitask.data._image_folder import load_image_folder
+        from multitask.data import load_image_folder
 
         folder = config.data
         images = load_image_folder(
@@ -125,7 +122,7 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         )
         return _config_tasks(images, config)
     if isinstance(config.data, CensusDataConfig):
-        from multitask.data._census import load_census_income
+        from multitask.data import load_census_income
 
         data = load_census_income(seed=config.seed)
         limit = config.data.max_train_samples
@@ -170,7 +167,7 @@ def _load_images(spec: MultiMnistDataConfig, seed: int) -> MultiTaskData:
 def _load_multi_input(config: ExperimentConfig) -> MultiTaskData:
     spec = config.data
     if isinstance(spec, NewsgroupDataConfig):
-        from multitask.data._newsgroup import load_newsgroup
+        from multitask.data import load_newsgroup
 
         return load_newsgroup(
             spec.folder,
@@ -180,7 +177,7 @@ def _load_multi_input(config: ExperimentConfig) -> MultiTaskData:
             seed=spec.seed if spec.seed is not None else config.seed,
         )
     assert isinstance(spec, MovieReviewsDataConfig)
-    from multitask.data._text import load_movie_reviews
+    from multitask.data import load_movie_reviews
 
     return load_movie_reviews(
         spec.path,

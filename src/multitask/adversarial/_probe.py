@@ -11,7 +11,7 @@ from torch import Tensor
 
 from multitask.adversarial._discriminator import TaskDiscriminator
 from multitask.errors import ConfigError, DataError
-from multitask.models._base import MultiTaskModel
+from multitask.models import MultiTaskModel
 
 if TYPE_CHECKING:  # data sits above this package (imports point down)
     from multitask.data import ArrayDataset

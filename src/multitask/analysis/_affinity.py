@@ -28,7 +28,7 @@ from multitask.analysis._probe import (
 from multitask.data._loaders import Step
 from multitask.errors import ConfigError, DataError
 from multitask.jacobian import JacobianEngine
-from multitask.models._base import MultiTaskModel
+from multitask.models import MultiTaskModel
 from multitask.tasks import Task
 from multitask.training.callbacks import Callback, StepResult
 from multitask.training.checkpoint import atomic_write_bytes

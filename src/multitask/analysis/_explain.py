@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from multitask.analysis._plots import heatmap, pyplot, save_png
-from multitask.data._dataset import ArrayDataset
+from multitask.data import ArrayDataset
 from multitask.data._loaders import iter_batches
 from multitask.errors import ConfigError, DataError
-from multitask.models._base import MultiTaskModel
+from multitask.models import MultiTaskModel
 
 _GATE_KEY = re.compile(r"^gate/(.+)/(\d+)$")
 

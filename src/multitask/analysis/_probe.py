@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from multitask.data._loaders import Step
 from multitask.errors import ConfigError
 from multitask.jacobian import JacobianEngine
-from multitask.models._base import MultiTaskModel
+from multitask.models import MultiTaskModel
 from multitask.tasks import Task
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from multitask.data._dataset import ArrayDataset
+from multitask.data import ArrayDataset
 from multitask.errors import ConfigError
 from multitask.models import MLP
 from multitask.tasks import Task

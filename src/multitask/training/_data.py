@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from multitask.data import LazyDataset
 from multitask.data._dataset import ArrayDataset, Batch, as_array_dataset
 from multitask.data._external import LoaderSteps, MultiLoaderSteps, stream_loader
-from multitask.data._lazy import LazyDataset
 from multitask.data._loaders import MultiInputLoader, Sampling, SingleInputLoader
 from multitask.data._pipeline import (
     BatchReader,

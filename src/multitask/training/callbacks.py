@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from multitask.data._loaders import Step
-from multitask.models._shared_private import SharedPrivate
+from multitask.models import SharedPrivate
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:

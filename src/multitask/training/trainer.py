@@ -23,8 +23,7 @@ from multitask.data._loaders import Sampling, Step
 from multitask.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, ShapeError
 from multitask.jacobian import JacobianEngine
 from multitask.metrics import delta_m, nanmean
-from multitask.models._base import MultiTaskModel
-from multitask.models._shared_private import SharedPrivate
+from multitask.models import MultiTaskModel, SharedPrivate
 from multitask.strategy import Strategy
 from multitask.tasks import Task, TaskEvaluation, task_losses
 from multitask.training import checkpoint as ckpt
