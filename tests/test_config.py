@@ -138,7 +138,7 @@ MISTAKES = [
     (
         "unknown architecture",
         _with("model", {"type": "mixture"}),
-        "model.type: unknown value 'mixture'; allowed: hard_sharing, mmoe, omoe",
+        "model.type: unknown value 'mixture'; allowed: hard_sharing, cgc, coupled, cross_stitch, dselect_k",
     ),
     ("repeated method", _with("compare", {"methods": ["mtl", "mtl"]}), "methods must not repeat"),
     (
@@ -152,7 +152,7 @@ MISTAKES = [
     (
         "a parameter no trained architecture reads",
         _with("model", {"num_experts": 8}),
-        "model.num_experts is read only by mmoe, omoe, dselect_k; the trained architectures (hard_sharing)",
+        "model.num_experts is read only by dselect_k, mmoe, omoe; the trained architectures (hard_sharing)",
     ),
     (
         "temperature without its rule",

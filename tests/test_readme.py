@@ -14,6 +14,7 @@ DOCUMENTS = [
     ROOT / "docs" / "integrations" / "index.md",
     ROOT / "docs" / "integrations" / "lightning.md",
     ROOT / "docs" / "integrations" / "huggingface.md",
+    ROOT / "docs" / "methods" / "architectures.md",
 ]
 
 

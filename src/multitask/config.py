@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from multitask import aggregation, weighting
+from multitask import aggregation, models, weighting
 from multitask._device import check_device
 from multitask._registry import Registry
 from multitask.adversarial import Adversary, ConstantSchedule, DANNSchedule
@@ -432,38 +432,33 @@ _TAGGED: dict[str, type[BaseModel]] = {
 }
 
 
-Architecture = Literal[
-    "hard_sharing",
-    "mmoe",
-    "omoe",
-    "cgc",
-    "ple",
-    "dselect_k",
-    "cross_stitch",
-    "soft_sharing",
-    "coupled",
-    "shared_private",
-    "mtan",
-]
-ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
-# The hyper-parameters each architecture reads besides the encoder (see `multitask.models`).
+# The architectures (`multitask.models.names`; the default first) and what each declares it reads.
+ARCHITECTURES: tuple[str, ...] = ("hard_sharing", *sorted(set(models.names()) - {"hard_sharing"}))
+METHODS: tuple[str, ...] = ("stl", "mtl", "linear", *ARCHITECTURES)
+if TYPE_CHECKING:
+    Architecture = str
+    Method = str
+else:  # for pydantic: the names, with the errors and suggestions of a Literal
+    Architecture = Literal[ARCHITECTURES]
+    Method = Literal[METHODS]
+# The model-section fields each architecture reads besides the encoder: the parts it is made of (``expert``,
+# ``private``) and its hyper-parameters, as its class declares them (`multitask.models.info`).
 ARCHITECTURE_PARAMS: dict[str, tuple[str, ...]] = {
-    "hard_sharing": (),
-    "mmoe": ("expert", "num_experts"),
-    "omoe": ("expert", "num_experts"),
-    "cgc": ("expert", "num_task_experts", "num_shared_experts"),
-    "ple": ("expert", "num_task_experts", "num_shared_experts", "num_levels"),
-    "dselect_k": ("expert", "num_experts", "k"),
-    "cross_stitch": ("self_weight",),
-    "soft_sharing": ("lam",),
-    "coupled": ("lam",),
-    "shared_private": ("private", "orthogonality"),
-    "mtan": (),
+    name: (
+        *sorted(models.info(name).parts_used & {"expert", "private"}),
+        *models.info(name).hyperparameters,
+    )
+    for name in ARCHITECTURES
 }
-# Architectures that take any encoder module; the others build MLP experts or columns over a feature vector ``x``.
-ANY_ENCODER = ("hard_sharing", "shared_private", "soft_sharing", "coupled")
+
+
+def readers_of(kind: str) -> list[str]:
+    """The architectures that can read ``kind`` of input (``"features"``, ``"tokens"``, ``"images"``)."""
+    return [name for name in ARCHITECTURES if kind in models.info(name).reads]
+
+
 # Architectures whose models expose shared features (`MultiTaskModel.shared_features`), which an adversary plays on.
-SHARED_FEATURES = ("hard_sharing", "shared_private")
+SHARED_FEATURES = tuple(name for name in ARCHITECTURES if models.info(name).has_shared_representation)
 
 
 class ModelConfig(_Strict):
@@ -726,7 +721,7 @@ class CompareConfig(_Strict):
     ``linear``: one regularised linear model for all tasks (the ``linear`` section).
     """
 
-    methods: list[Literal["stl", "mtl", "linear", Architecture]] = Field(default=["stl", "mtl"], min_length=1)
+    methods: list[Method] = Field(default=["stl", "mtl"], min_length=1)
     transfer: list[tuple[str, str]] = Field(default_factory=list)
     freeze_encoder: bool = False
 
@@ -998,7 +993,7 @@ class ExperimentConfig(_Strict):
             if encoder is not None and encoder.type != wanted:
                 reads = "token ids (column tokens)" if tokens else "images" if images else "feature vectors (column x)"
                 raise ValueError(f"model.{field}.type: data type {self.data.type} gives {reads}: use type {wanted}")
-        readers = (*ANY_ENCODER, "mtan") if images else ANY_ENCODER
+        readers = readers_of("tokens" if tokens else "images" if images else "features")
         if tokens or images:
             other = sorted(set(architectures) - set(readers))
             if other:
@@ -1013,10 +1008,11 @@ class ExperimentConfig(_Strict):
                 "shared_private joins shared and private feature vectors; with model.encoder.readout none the "
                 "encoder gives feature maps"
             )
-        if "mtan" in architectures and not images:
+        only_images = sorted(set(architectures) - set(readers)) if not (tokens or images) else []
+        if only_images:
             raise ValueError(
-                f"mtan attends over the feature maps of a convolutional encoder; data type {self.data.type} gives "
-                "no images (use data type multi_mnist with model.encoder.type: cnn)"
+                f"{', '.join(only_images)} attends over the feature maps of a convolutional encoder; data type "
+                f"{self.data.type} gives no images (use data type multi_mnist with model.encoder.type: cnn)"
             )
 
     def _check_adversary(self, names: list[str], architectures: Collection[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
@@ -19,6 +18,7 @@ import yaml
 from torch import nn
 from torch.optim import Optimizer
 
+from multitask import models
 from multitask.adversarial import BagOfEmbeddings
 from multitask.analysis import (
     Comparison,
@@ -58,20 +58,7 @@ from multitask.config import (
 from multitask.data import ArrayDataset, LoaderOptions, MultiTaskData, TabularData, TaskInfo, load_tabular
 from multitask.data._pipeline import Transform
 from multitask.errors import CheckpointError, ConfigError, DataError, TargetError
-from multitask.models import (
-    MLP,
-    MTAN,
-    PLE,
-    ConvNet,
-    CoupledNetworks,
-    CrossStitch,
-    DSelectK,
-    HardSharing,
-    MMoE,
-    MultiTaskModel,
-    SharedPrivate,
-    SoftSharing,
-)
+from multitask.models import MLP, ConvNet, ModelParts, MultiTaskModel
 from multitask.tasks import Task
 from multitask.training import Callback, Trainer
 from multitask.training._data import Data
@@ -354,19 +341,17 @@ def _encoder(
 def build_model(
     config: ExperimentConfig, architecture: str, num_features: int, in_shape: Sequence[int] | None = None
 ) -> ModelFactory:
-    """``tasks -> model``: the named architecture (see `multitask.config.ARCHITECTURES`) as the config sets it up.
+    """``tasks -> model``: the named architecture (`multitask.models.create`) as the config sets it up.
 
     ``num_features`` is the encoders' input size (`input_size`: for token ids, the vocabulary size; for
     images, the channels); ``in_shape`` one input row's shape (`input_shape`), which ``mtan`` needs to size
     its attention modules. The models read the data type's input column (``x``, or ``tokens`` for
-    ``movie_reviews``).
+    ``movie_reviews``). The ``model`` section gives the parts (encoder, expert, private encoder, the tasks'
+    head specs) and the architecture's hyper-parameters (`multitask.models.info`).
     """
     spec = config.model
-    key = config.data.input_key
     expert_spec = spec.expert or spec.encoder
-
-    def encoder() -> Encoder:
-        return build_encoder(config, num_features, in_shape)
+    head_specs = {task.name: task.head for task in config.tasks}
 
     def expert(in_features: int) -> MLP:
         if not isinstance(expert_spec, MLPConfig):
@@ -375,59 +360,25 @@ def build_model(
             )
         return MLP(in_features, expert_spec.hidden, None, expert_spec.dropout)
 
-    def experts(count: int) -> list[nn.Module]:
-        return [expert(num_features) for _ in range(count)]
+    def head(task: Task, width: int) -> MLP:  # the config's head of ``task``, reading ``width`` features
+        head_spec = head_specs[task.name]
+        return MLP(width, head_spec.hidden, _out_features(task.head), head_spec.dropout)
+
+    private_spec = spec.private or spec.encoder
+    parts = ModelParts(
+        encoder=lambda: build_encoder(config, num_features, in_shape),
+        in_features=num_features,
+        expert=expert,
+        private=lambda: _encoder(private_spec, num_features, in_shape),
+        head=head,
+        in_shape=tuple(in_shape) if in_shape is not None else None,
+        input_key=config.data.input_key,
+    )
+    hyperparameters = {name: getattr(spec, name) for name in models.info(architecture).hyperparameters}
 
     @_refuse_huge_layers
     def build(tasks: Sequence[Task]) -> MultiTaskModel:
-        if architecture in ("mmoe", "omoe"):
-            shared_gate = architecture == "omoe"
-            return MMoE(
-                experts(spec.num_experts), tasks, in_features=num_features, shared_gate=shared_gate, input_key=key
-            )
-        if architecture in ("cgc", "ple"):
-            levels = 1 if architecture == "cgc" else spec.num_levels
-            return PLE(
-                expert,
-                tasks,
-                in_features=num_features,
-                num_task_experts=spec.num_task_experts,
-                num_shared_experts=spec.num_shared_experts,
-                num_levels=levels,
-                input_key=key,
-            )
-        if architecture == "dselect_k":
-            return DSelectK(experts(spec.num_experts), tasks, in_features=num_features, k=spec.k, input_key=key)
-        if architecture == "cross_stitch":
-            columns = encoder()
-            if not isinstance(columns, MLP):
-                raise ConfigError(f"cross_stitch stitches MLP layers; model.encoder is {spec.encoder.type}")
-            return CrossStitch(list(columns), tasks, self_weight=spec.self_weight, input_key=key)
-        if architecture == "soft_sharing":
-            return SoftSharing(encoder(), tasks, lam=spec.lam, input_key=key)
-        if architecture == "coupled":
-            return CoupledNetworks(encoder(), tasks, lam=spec.lam, input_key=key)
-        if architecture == "hard_sharing":
-            return HardSharing(encoder(), tasks, input_key=key)
-        if architecture == "mtan":
-            return _mtan(config, encoder(), tasks, in_shape)
-        if architecture == "shared_private":
-            private_spec = spec.private or spec.encoder
-
-            def private() -> Encoder:
-                return _encoder(private_spec, num_features, in_shape)
-
-            shared = encoder()
-            width = shared.out_features + private().out_features
-            heads = {task.name: task.head for task in config.tasks}
-            wide = [  # the heads read [shared; private]: the config's heads, built for that width
-                dataclasses.replace(
-                    task, head=MLP(width, heads[task.name].hidden, _out_features(task.head), heads[task.name].dropout)
-                )
-                for task in tasks
-            ]
-            return SharedPrivate(shared, private, wide, gamma=spec.orthogonality, input_key=key)
-        raise ConfigError(f"unknown architecture {architecture!r}")
+        return models.create(architecture, tasks, parts, **hyperparameters)
 
     return build
 
@@ -1041,32 +992,6 @@ def _of_tasks(dataset: Data, names: Sequence[str]) -> Data:
     if isinstance(dataset, Mapping) and all(isinstance(value, ArrayDataset) for value in dataset.values()):
         return {name: dataset[name] for name in names if name in dataset}
     return dataset
-
-
-def _mtan(config: ExperimentConfig, trunk: Encoder, tasks: Sequence[Task], in_shape: Sequence[int] | None) -> MTAN:
-    """MTAN over the stages of the config's `ConvNet`; each head reads its task's last feature map as the encoder
-    reads the shared one (flattened or averaged), then its MLP."""
-    if not isinstance(trunk, ConvNet):
-        raise ConfigError(
-            f"mtan attends over a convolutional encoder's stages; model.encoder is {type(trunk).__name__}"
-        )
-    if in_shape is None:
-        raise ConfigError("mtan needs the input images' shape (C, H, W) to size its attention modules")
-    if trunk.readout == "none":  # the heads read feature maps: a task's last attended map has the shared map's shape
-        return MTAN(list(trunk.stages), tasks, in_shape=in_shape, input_key=config.data.input_key)
-    specs = {task.name: task.head for task in config.tasks}
-    readout: list[nn.Module] = [nn.Flatten()] if trunk.readout == "flatten" else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    pooled = [  # each head reads its task's last attended map the way the encoder reads the shared one
-        dataclasses.replace(
-            task,
-            head=nn.Sequential(
-                *copy.deepcopy(readout),
-                MLP(trunk.read_width, specs[task.name].hidden, _out_features(task.head), specs[task.name].dropout),
-            ),
-        )
-        for task in tasks
-    ]
-    return MTAN(list(trunk.stages), pooled, in_shape=in_shape, input_key=config.data.input_key)
 
 
 def _out_features(head: nn.Module) -> int:

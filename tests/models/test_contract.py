@@ -4,34 +4,36 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _models import BUILDERS, TASK_NAMES, N, batch, build
+from _models import TASK_NAMES, N, create, input_for
 from torch import nn
 
+from multitask import models
 from multitask.errors import ConfigError, DataError
 from multitask.models import MultiTaskModel
 
-MULTI_TASK_ONLY = [name for name in BUILDERS if name != "hard_sharing"]
+NAMES = models.names()
+MULTI_TASK_ONLY = [name for name in NAMES if name != "hard_sharing"]
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", NAMES)
 def test_outputs_one_tensor_per_task(name: str) -> None:
-    model = build(name)
+    model = create(name)
     assert isinstance(model, MultiTaskModel)
-    outputs = model(batch())
+    outputs = model(input_for(name))
     assert {task: tuple(out.shape) for task, out in outputs.items()} == dict.fromkeys(TASK_NAMES, (N, 2))
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", NAMES)
 def test_a_task_subset_gives_the_same_outputs(name: str) -> None:
-    model = build(name).eval()
-    full, part = model(batch()), model(batch(), ["c", "a"])
+    model = create(name).eval()
+    full, part = model(input_for(name)), model(input_for(name), ["c", "a"])
     assert set(part) == {"a", "c"}
     torch.testing.assert_close(part["c"], full["c"])
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", NAMES)
 def test_each_loss_reaches_shared_parameters_and_its_own_only(name: str) -> None:
-    model = build(name)
+    model = create(name)
     parameters = list(model.parameters())
     shared = {id(p) for p in model.shared_parameters()}
     reached: dict[int, set[str]] = {id(p): set() for p in parameters}
@@ -40,7 +42,7 @@ def test_each_loss_reaches_shared_parameters_and_its_own_only(name: str) -> None
         with torch.no_grad():
             for p in model.task_specific_parameters():
                 p.add_(0.01)
-        loss = model(batch(), [task])[task].square().sum()
+        loss = model(input_for(name), [task])[task].square().sum()
         grads = torch.autograd.grad(loss, parameters, allow_unused=True)
         for p, g in zip(parameters, grads, strict=True):
             if g is not None and bool(g.abs().sum() > 0):
@@ -58,18 +60,18 @@ def test_each_loss_reaches_shared_parameters_and_its_own_only(name: str) -> None
 @pytest.mark.parametrize("name", MULTI_TASK_ONLY)
 def test_one_task_is_rejected_at_construction(name: str) -> None:
     with pytest.raises(ConfigError, match="at least two tasks"):
-        build(name, ("a",))
+        create(name, ("a",))
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", NAMES)
 def test_regularization_is_a_scalar(name: str) -> None:
-    model = build(name)
-    model(batch())
+    model = create(name)
+    model(input_for(name))
     value = model.regularization()
     assert value.shape == () and bool(value >= 0)
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", NAMES)
 def test_a_missing_input_column_is_a_data_error(name: str) -> None:
     with pytest.raises(DataError, match=r"no input column"):
-        build(name)({"features": torch.zeros(2, 5)})
+        create(name)({"features": torch.zeros(2, 5)})

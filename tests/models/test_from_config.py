@@ -95,5 +95,5 @@ def test_a_shared_private_run_from_a_config(tmp_path: Path) -> None:
 
 
 def test_a_method_that_is_not_trained_cannot_take_parameters(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"model\.lam is read only by soft_sharing, coupled"):
+    with pytest.raises(ConfigError, match=r"model\.lam is read only by coupled, soft_sharing"):
         parse_config(raw_config(tmp_path, ["stl", "mtl", "mmoe"]), base_dir=tmp_path)

@@ -1,5 +1,8 @@
 """Sharing schemes: how tasks share parameters.
 
+Every architecture is also created by name from the same parts: `names()`, `info(name)` and
+`create(name, tasks, ModelParts(...), **hyperparameters)` (as timm's ``create_model``).
+
 Shared-Bottom (the mixture-of-experts papers' baseline) is `HardSharing`.
 """
 
@@ -13,6 +16,7 @@ from multitask.models._mlp import MLP
 from multitask.models._mmoe import MMoE
 from multitask.models._mtan import MTAN
 from multitask.models._ple import CGC, PLE
+from multitask.models._registry import ModelInfo, ModelParts, create, info, names
 from multitask.models._shared_private import SharedPrivate
 from multitask.models._soft import SoftSharedConv2d, SoftSharedLinear, SoftSharing, soft_sharing_penalty
 
@@ -28,11 +32,16 @@ __all__ = [
     "HardSharing",
     "LeNet",
     "MMoE",
+    "ModelInfo",
+    "ModelParts",
     "MultiTaskModel",
     "RecommenderEncoder",
     "SharedPrivate",
     "SoftSharedConv2d",
     "SoftSharedLinear",
     "SoftSharing",
+    "create",
+    "info",
+    "names",
     "soft_sharing_penalty",
 ]

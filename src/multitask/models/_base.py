@@ -47,6 +47,15 @@ class MultiTaskModel(nn.Module, ABC):
     #: and aggregation ``on="representation"`` is possible. Declared by the model class (HardSharing,
     #: SharedPrivate), never probed.
     has_shared_representation: ClassVar[bool] = False
+    #: The inputs the architecture can read: ``"features"`` (a feature vector per row), ``"tokens"`` (token
+    #: ids, through a bag-of-embeddings encoder), ``"images"`` (through a convolutional encoder). Mixtures of
+    #: experts, cross-stitch and DSelect-k are MLPs over a feature vector; MTAN reads images only.
+    reads: ClassVar[frozenset[str]] = frozenset({"features"})
+    #: The keyword arguments of the class's ``from_parts(parts, tasks, **hyperparameters)`` (the constructor
+    #: from `multitask.models.ModelParts` that `multitask.models.create` calls): what a config sets.
+    hyperparameters: ClassVar[tuple[str, ...]] = ()
+    #: The `multitask.models.ModelParts` besides the encoder that ``from_parts`` uses.
+    parts_used: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def forward(self, batch: Batch, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:

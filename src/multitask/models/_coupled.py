@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from multitask.models._base import Batch, MultiTaskModel
 from multitask.models._experts import check_tasks, column
+from multitask.models._registry import register
 from multitask.models._soft import check_strength
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 class CoupledNetworks(MultiTaskModel):
@@ -36,6 +41,14 @@ class CoupledNetworks(MultiTaskModel):
         Duong et al., "Low Resource Dependency Parsing: Cross-lingual Parameter Sharing in a
         Neural Network Parser", ACL 2015 (Eq. 3, for two parsers).
     """
+
+    reads = frozenset({"features", "tokens", "images"})
+    hyperparameters = ("lam",)
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts, tasks: Sequence[Task], *, lam: float = 0.01) -> CoupledNetworks:
+        """One copy of the parts' encoder per task, coupled by ``lam`` (`multitask.models.create`)."""
+        return cls(parts.encoder(), tasks, lam=lam, input_key=parts.input_key)
 
     def __init__(self, module: nn.Module, tasks: Sequence[Task], *, lam: float, input_key: str = "x") -> None:
         super().__init__()
@@ -69,3 +82,6 @@ class CoupledNetworks(MultiTaskModel):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """None: each copy belongs to one task (the penalty couples them)."""
         return iter(())
+
+
+register("coupled", CoupledNetworks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,11 @@ from torch import Tensor, nn
 from multitask.errors import ConfigError
 from multitask.models._base import Batch, MultiTaskModel
 from multitask.models._experts import check_tasks, column
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 class CrossStitch(MultiTaskModel):
@@ -37,6 +42,18 @@ class CrossStitch(MultiTaskModel):
     References:
         Misra et al., "Cross-Stitch Networks for Multi-task Learning", CVPR 2016.
     """
+
+    hyperparameters = ("self_weight",)
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts, tasks: Sequence[Task], *, self_weight: float = 0.9) -> CrossStitch:
+        """One column per task, each a copy of the parts' encoder (an `MLP`) (`multitask.models.create`)."""
+        from multitask.models._mlp import MLP
+
+        columns = parts.encoder()
+        if not isinstance(columns, MLP):
+            raise ConfigError(f"cross_stitch stitches MLP layers; the encoder is a {type(columns).__name__}")
+        return cls(list(columns), tasks, self_weight=self_weight, input_key=parts.input_key)
 
     def __init__(
         self,
@@ -79,3 +96,6 @@ class CrossStitch(MultiTaskModel):
         """The columns and the cross-stitch units."""
         yield from self.columns.parameters()
         yield from self.units.parameters()
+
+
+register("cross_stitch", CrossStitch)

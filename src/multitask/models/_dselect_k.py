@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,11 @@ from torch import Tensor, nn
 from multitask.errors import ConfigError
 from multitask.models._base import Batch, MultiTaskModel
 from multitask.models._experts import GateInput, as_shape, check_tasks, common_output_size, mix, stack_outputs
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 def smooth_step(t: Tensor, gamma: float) -> Tensor:
@@ -77,6 +82,16 @@ class DSelectK(MultiTaskModel):
         Applications to Multi-Task Learning", NeurIPS 2021. arXiv:2106.03760.
     """
 
+    hyperparameters = ("num_experts", "k")
+    parts_used = frozenset({"expert"})
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts, tasks: Sequence[Task], *, num_experts: int = 4, k: int = 2) -> DSelectK:
+        """``num_experts`` experts of ``parts.expert``, ``k`` selected per task (`multitask.models.create`)."""
+        expert = parts.need("expert", "DSelect-k")
+        experts = [expert(parts.in_features) for _ in range(num_experts)]
+        return cls(experts, tasks, in_features=parts.in_features, k=k, input_key=parts.input_key)
+
     def __init__(
         self,
         experts: Sequence[nn.Module],
@@ -138,3 +153,6 @@ class DSelectK(MultiTaskModel):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """The experts' parameters."""
         return self.experts.parameters()
+
+
+register("dselect_k", DSelectK)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from multitask.errors import ConfigError, DataError
 from multitask.models._base import Batch, MultiTaskModel, Transient
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 class HardSharing(MultiTaskModel):
@@ -37,6 +42,13 @@ class HardSharing(MultiTaskModel):
     """
 
     has_shared_representation = True
+
+    reads = frozenset({"features", "tokens", "images"})
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts, tasks: Sequence[Task]) -> HardSharing:
+        """The parts' encoder, shared by every task's head (`multitask.models.create`)."""
+        return cls(parts.encoder(), tasks, input_key=parts.input_key)
 
     def __init__(
         self,
@@ -100,3 +112,6 @@ class HardSharing(MultiTaskModel):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """The encoder's parameters."""
         return self.encoder.parameters()
+
+
+register("hard_sharing", HardSharing)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from multitask.models._base import Batch, MultiTaskModel
 from multitask.models._experts import GateInput, as_shape, check_tasks, common_output_size, mix, stack_outputs
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 class MMoE(MultiTaskModel):
@@ -52,6 +57,18 @@ class MMoE(MultiTaskModel):
         >>> tuple(outputs["a"].shape), tuple(model.last_gate_weights["b"].shape)
         ((5, 1), (5, 3))
     """
+
+    hyperparameters = ("num_experts",)
+    parts_used = frozenset({"expert"})
+
+    @classmethod
+    def from_parts(
+        cls, parts: ModelParts, tasks: Sequence[Task], *, num_experts: int = 4, shared_gate: bool = False
+    ) -> MMoE:
+        """``num_experts`` experts of ``parts.expert`` over the input rows (`multitask.models.create`)."""
+        expert = parts.need("expert", "OMoE" if shared_gate else "MMoE")
+        experts = [expert(parts.in_features) for _ in range(num_experts)]
+        return cls(experts, tasks, in_features=parts.in_features, shared_gate=shared_gate, input_key=parts.input_key)
 
     def __init__(
         self,
@@ -110,3 +127,7 @@ class MMoE(MultiTaskModel):
         yield from self.experts.parameters()
         if self.shared_gate:
             yield from self.gates.parameters()
+
+
+register("mmoe", MMoE)
+register("omoe", MMoE, shared_gate=True)

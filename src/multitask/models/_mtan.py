@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +14,11 @@ from torch import Tensor, nn
 from multitask.errors import ConfigError
 from multitask.models._base import Batch, MultiTaskModel
 from multitask.models._experts import as_shape, check_tasks, column
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 def _attention(in_channels: int, channels: int) -> nn.Sequential:
@@ -64,6 +71,40 @@ class MTAN(MultiTaskModel):
     References:
         Liu, Johns & Davison, "End-to-End Multi-Task Learning with Attention", CVPR 2019. arXiv:1803.10704.
     """
+
+    reads = frozenset({"images"})
+    parts_used = frozenset({"head"})
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts, tasks: Sequence[Task]) -> MTAN:
+        """Attention over the stages of the parts' `ConvNet` (`multitask.models.create`).
+
+        With a read-out (``flatten`` or ``average``) each head reads its task's last attended map the way the
+        encoder reads the shared one, then ``parts.head(task, width)``; with ``readout="none"`` the tasks' heads
+        read the maps as they are.
+        """
+        from multitask.models._encoders import ConvNet
+
+        trunk = parts.encoder()
+        if not isinstance(trunk, ConvNet):
+            raise ConfigError(
+                f"mtan attends over a convolutional encoder's stages; the encoder is {type(trunk).__name__}"
+            )
+        if parts.in_shape is None:
+            raise ConfigError("mtan needs the input images' shape (C, H, W) to size its attention modules")
+        if (
+            trunk.readout == "none"
+        ):  # the heads read feature maps: a task's last attended map has the shared map's shape
+            return cls(list(trunk.stages), tasks, in_shape=parts.in_shape, input_key=parts.input_key)
+        head = parts.need("head", "mtan")
+        readout: list[nn.Module] = (
+            [nn.Flatten()] if trunk.readout == "flatten" else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        )
+        pooled = [
+            dataclasses.replace(task, head=nn.Sequential(*copy.deepcopy(readout), head(task, trunk.read_width)))
+            for task in tasks
+        ]
+        return cls(list(trunk.stages), pooled, in_shape=parts.in_shape, input_key=parts.input_key)
 
     def __init__(
         self, blocks: Sequence[nn.Module], tasks: Sequence[Task], *, in_shape: Sequence[int], input_key: str = "x"
@@ -136,3 +177,6 @@ class MTAN(MultiTaskModel):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """The backbone's parameters."""
         return self.blocks.parameters()
+
+
+register("mtan", MTAN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
@@ -16,7 +17,11 @@ from multitask.models._experts import (
     mix,
     stack_outputs,
 )
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 ExpertFactory = Callable[[int], nn.Module]
 
@@ -101,6 +106,30 @@ class PLE(MultiTaskModel):
         Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task Learning (MTL)
         Model for Personalized Recommendations", RecSys 2020 (CGC: Sec. 4.2; PLE: Sec. 4.3).
     """
+
+    hyperparameters = ("num_task_experts", "num_shared_experts", "num_levels")
+    parts_used = frozenset({"expert"})
+
+    @classmethod
+    def from_parts(
+        cls,
+        parts: ModelParts,
+        tasks: Sequence[Task],
+        *,
+        num_task_experts: int = 1,
+        num_shared_experts: int = 1,
+        num_levels: int = 2,
+    ) -> PLE:
+        """Levels of ``parts.expert`` experts over the input rows; one level is CGC (`multitask.models.create`)."""
+        return PLE(
+            parts.need("expert", "CGC" if num_levels == 1 else "PLE"),
+            tasks,
+            in_features=parts.in_features,
+            num_task_experts=num_task_experts,
+            num_shared_experts=num_shared_experts,
+            num_levels=num_levels,
+            input_key=parts.input_key,
+        )
 
     def __init__(
         self,
@@ -222,3 +251,7 @@ class CGC(PLE):
             gate_key=gate_key,
             gate_features=gate_features,
         )
+
+
+register("ple", PLE)
+register("cgc", PLE, hyperparameters=("num_task_experts", "num_shared_experts"), num_levels=1)

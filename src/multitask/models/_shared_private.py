@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from multitask.errors import ConfigError, DataError, ShapeError
 from multitask.models._base import Batch, MultiTaskModel, Transient
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 class SharedPrivate(MultiTaskModel):
@@ -51,6 +57,21 @@ class SharedPrivate(MultiTaskModel):
     """
 
     has_shared_representation = True
+
+    reads = frozenset({"features", "tokens", "images"})
+    hyperparameters = ("orthogonality",)
+    parts_used = frozenset({"private", "head"})
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts, tasks: Sequence[Task], *, orthogonality: float = 0.01) -> SharedPrivate:
+        """The parts' encoder shared, ``parts.private`` (default: another encoder) per task, and each task's head
+        rebuilt by ``parts.head`` to read ``[shared; private]`` (`multitask.models.create`)."""
+        private = parts.private or parts.encoder
+        shared = parts.encoder()
+        width = _width(shared) + _width(private())
+        head = parts.need("head", "shared_private")
+        wide = [dataclasses.replace(task, head=head(task, width)) for task in tasks]
+        return cls(shared, private, wide, gamma=orthogonality, input_key=parts.input_key)
 
     def __init__(
         self,
@@ -156,3 +177,14 @@ def _features(value: object, which: str) -> Tensor:
         shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
         raise ShapeError(f"the {which} encoder must return features [N, d]; got {shape}")
     return value
+
+
+def _width(encoder: nn.Module) -> int:
+    """An encoder's output width (its ``out_features``, as the library's encoders have)."""
+    width = getattr(encoder, "out_features", None)
+    if not isinstance(width, int):
+        raise ConfigError(f"shared_private needs encoders with an int out_features; {type(encoder).__name__} has none")
+    return width
+
+
+register("shared_private", SharedPrivate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,11 @@ from torch.func import functional_call
 from multitask.errors import ConfigError
 from multitask.models._base import Batch, MultiTaskModel
 from multitask.models._experts import check_tasks, column
+from multitask.models._registry import register
 from multitask.tasks import Task
+
+if TYPE_CHECKING:
+    from multitask.models._registry import ModelParts
 
 
 def check_strength(lam: float, model: str, *, allow_inf: bool) -> float:
@@ -146,6 +151,14 @@ class SoftSharing(MultiTaskModel):
         penalty on ``‖v_t‖²``), here for every weight of a deep network.
     """
 
+    reads = frozenset({"features", "tokens", "images"})
+    hyperparameters = ("lam",)
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts, tasks: Sequence[Task], *, lam: float = 0.01) -> SoftSharing:
+        """The parts' encoder as ``W_s``, with per-task deviations penalised by ``lam`` (`multitask.models.create`)."""
+        return cls(parts.encoder(), tasks, lam=lam, input_key=parts.input_key)
+
     def __init__(self, module: nn.Module, tasks: Sequence[Task], *, lam: float, input_key: str = "x") -> None:
         super().__init__()
         self.task_names = check_tasks(tasks, "SoftSharing")
@@ -194,3 +207,6 @@ class SoftSharing(MultiTaskModel):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """The shared part ``W_s``: the wrapped module's parameters."""
         return self.module.parameters()
+
+
+register("soft_sharing", SoftSharing)
