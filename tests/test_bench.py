@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from multitask import bench
+from multitask import bench, models
 from multitask.cli import main
 from multitask.errors import ConfigError
 
@@ -20,7 +20,9 @@ needs_adult = pytest.mark.skipif(
 )
 
 
-def _record(method: str, seed: int, income: float, marital: float, architecture: str = "hard") -> dict[str, Any]:
+def _record(
+    method: str, seed: int, income: float, marital: float, architecture: str = "hard_sharing"
+) -> dict[str, Any]:
     return {
         "dataset": "adult",
         "architecture": "single" if method == "stl" else architecture,
@@ -50,7 +52,7 @@ def test_summary_compares_each_seed_with_its_own_single_task_models_and_ranks_by
     assert [rows[m]["rank"] for m in ("ew", "stl", "mgda")] == [1, 2, 3]
     mean, std = rows["ew"]["income/auc"]
     assert mean == pytest.approx(0.77) and std == pytest.approx(0.1555, abs=1e-4)
-    assert "| hard | ew | 0.7700 ± 0.1556 | 0.9000 ± 0.0000 | 5.00 ± 0.00 | 1 |" in result.markdown
+    assert "| hard_sharing | ew | 0.7700 ± 0.1556 | 0.9000 ± 0.0000 | 5.00 ± 0.00 | 1 |" in result.markdown
 
 
 def test_without_single_task_models_there_is_no_delta_m() -> None:
@@ -93,8 +95,8 @@ def test_a_grid_runs_once_and_resumes_without_rerunning_finished_cells(
     assert seen == [1, 2, 3, 4, 5] and len(result.records) == 5  # stl once, then {ew, mgda} × {hard, mmoe}
     assert {(r["architecture"], r["method"]) for r in result.rows} == {
         ("single", "stl"),
-        ("hard", "ew"),
-        ("hard", "mgda"),
+        ("hard_sharing", "ew"),
+        ("hard_sharing", "mgda"),
         ("mmoe", "ew"),
         ("mmoe", "mgda"),
     }
@@ -129,6 +131,14 @@ def test_cli_bench_quick_runs_the_shipped_suite_config_in_parallel(
     )
     assert main(["bench", str(config), "--quick", "--jobs", "2", "--output", str(tmp_path / "out")]) == 0
     output = capsys.readouterr().out
-    assert "### adult" in output and "| single | stl |" in output and "| hard | pcgrad |" in output
+    assert "### adult" in output and "| single | stl |" in output and "| hard_sharing | pcgrad |" in output
     assert main(["bench", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read the benchmark config" in capsys.readouterr().err
+
+
+def test_architectures_are_the_models_registry_names() -> None:
+    assert bench.bench_architectures() == [n for n in models.names() if n not in ("mtan", "shared_private")]
+    config = bench.BenchConfig(datasets=["adult"], architectures=["hard", "cgc"])  # the old name still read
+    assert config.architectures == ["hard_sharing", "cgc"]
+    with pytest.raises(ValueError, match=r"unknown architecture\(s\) \['mtan'\]"):
+        bench.BenchConfig(datasets=["adult"], architectures=["mtan"])

@@ -10,8 +10,10 @@ task (mean ± std over seeds), its Δm% against the single-task models of the sa
 A method is ``stl`` (single-task models), a loss weighting (`multitask.weighting.names`, e.g. ``ew``,
 ``uw``, ``gradnorm``), a gradient aggregation (`multitask.aggregation.names`, e.g. ``mgda``, ``pcgrad``;
 per-parameter Jacobian) or ``mgda_ub`` (MGDA on the shared representation, Sener & Koltun 2018). An
-architecture is ``hard`` (the dataset's encoder shared by all tasks) or ``mmoe`` (Ma et al. 2018: experts
-built like the encoder, one gate per task; vector inputs only).
+architecture is a name of `multitask.models.names`, as in configs: ``hard_sharing`` (the dataset's encoder
+shared by all tasks), ``mmoe`` (Ma et al. 2018: 4 experts built like the encoder, one gate per task), or any
+other built from the encoder and experts like it (`bench_architectures`; those reading only feature vectors
+need a dataset with one vector input column). ``hard`` is still read as ``hard_sharing`` for one release.
 """
 
 from __future__ import annotations
@@ -38,18 +40,30 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from torch import nn
 
 from multitask import aggregation as aggregation_methods
+from multitask import models
 from multitask import weighting as weighting_methods
 from multitask.baselines import ModelFactory, RunResult, train_multitask, train_single_task
 from multitask.data import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, Split
 from multitask.errors import ConfigError, DataError
 from multitask.metrics import delta_m
-from multitask.models import MLP, LeNet, MMoE, MultiTaskModel, RecommenderEncoder
+from multitask.models import MLP, LeNet, ModelParts, MultiTaskModel, RecommenderEncoder
 from multitask.strategy import Strategy
 from multitask.tasks import Task
 from multitask.training.checkpoint import atomic_write_bytes
 
-ARCHITECTURES = ("hard", "mmoe")
+#: The old name of ``hard_sharing`` in benchmark configs, still read for one release.
+OLD_NAMES = {"hard": "hard_sharing"}
+#: The bench's experts: built like the dataset's encoder, this many (as the MMoE paper's census set-up).
+NUM_EXPERTS = 4
+
+
+def bench_architectures() -> list[str]:
+    """The architectures a benchmark cell can build: those made of the encoder and experts like it (not MTAN's or
+    shared-private's heads, which need a config's head specs)."""
+    return [name for name in models.names() if models.info(name).parts_used <= {"expert"}]
+
+
 MAX_TASK_COLUMNS = 6  # the markdown table shows each task's metric up to this many tasks, else their mean
 
 
@@ -61,7 +75,7 @@ class BenchConfig(BaseModel):
 
     datasets: list[str] = Field(min_length=1)
     methods: list[str] = Field(default_factory=lambda: ["stl", "ew"], min_length=1)
-    architectures: list[str] = Field(default_factory=lambda: ["hard"], min_length=1)
+    architectures: list[str] = Field(default_factory=lambda: ["hard_sharing"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     epochs: int = Field(default=10, gt=0)
     batch_size: int = Field(default=256, gt=0)
@@ -70,10 +84,15 @@ class BenchConfig(BaseModel):
     max_eval_rows: int | None = Field(default=None, gt=0)
     quick: bool = False  # set by the --quick profile: loaders build small versions where generation is costly
 
+    @field_validator("architectures", mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> Any:
+        return [OLD_NAMES.get(name, name) for name in value] if isinstance(value, list) else value
+
     @field_validator("datasets", "methods", "architectures")
     @classmethod
     def _known(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        allowed = {"datasets": sorted(DATASETS), "methods": method_names(), "architectures": list(ARCHITECTURES)}
+        allowed = {"datasets": sorted(DATASETS), "methods": method_names(), "architectures": bench_architectures()}
         choices = allowed[str(info.field_name)]
         unknown = [name for name in value if name not in choices]
         if unknown:
@@ -270,15 +289,24 @@ def cells(config: BenchConfig) -> list[Cell]:
 
 
 def _model_factory(bench: BenchData, architecture: str) -> tuple[ModelFactory | None, int]:
-    """The multi-task model factory of an architecture (None: hard sharing of the encoder) and its heads' width."""
-    if architecture == "hard":
+    """The multi-task model factory of an architecture (None: hard sharing of the encoder) and its heads' width.
+
+    Built by name (`multitask.models.create`) from the dataset's encoder, with `NUM_EXPERTS` experts built like
+    it and every other hyper-parameter at the architecture's default.
+    """
+    if architecture == "hard_sharing":
         return None, bench.width
-    if bench.in_features is None or not isinstance(bench.input_key, str):
+    reads = models.info(architecture).reads
+    key = bench.input_key
+    if not isinstance(key, str) or ("features" in reads and bench.in_features is None):
         raise ConfigError(f"architecture {architecture!r} needs one vector input column; {bench.data.name} has none")
-    in_features, input_key = bench.in_features, bench.input_key
+    parts = ModelParts(
+        encoder=bench.encoder, in_features=bench.in_features or 0, expert=lambda width: bench.encoder(), input_key=key
+    )
+    options = {"num_experts": NUM_EXPERTS} if "num_experts" in models.info(architecture).hyperparameters else {}
 
     def build(tasks: Sequence[Task]) -> MultiTaskModel:
-        return MMoE([bench.encoder() for _ in range(4)], tasks, in_features=in_features, input_key=input_key)
+        return models.create(architecture, tasks, parts, **options)
 
     return build, bench.width
 
@@ -521,7 +549,8 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
     for axis, dataset in zip(axes[0], datasets, strict=True):
         members = [r for r in rows if r["dataset"] == dataset and r["delta_m"] is not None]
         labels = [
-            f"{r['method']} ({r['architecture']})" if r["architecture"] != "hard" else r["method"] for r in members
+            f"{r['method']} ({r['architecture']})" if r["architecture"] != "hard_sharing" else r["method"]
+            for r in members
         ]
         values = [r["delta_m"][0] for r in members]
         errors = [r["delta_m"][1] for r in members]
