@@ -523,7 +523,7 @@ def planned_trainings(config: ExperimentConfig) -> int:
         if analysis.groups.source == "pairwise":
             count += tasks + tasks * (tasks - 1) // 2
     pareto = analysis.pareto
-    if pareto is not None and 2 <= tasks <= min(3, pareto.resolution):  # else the sweep refuses to run
+    if pareto is not None:  # the config has checked that the sweep can run (2-3 tasks, resolution >= T)
         count += len(pareto.methods) * len(preference_grid(tasks, pareto.resolution))
     return count
 
@@ -570,7 +570,7 @@ def run_experiment(
         bars = bool(progress) or progress_wanted()
         shown = RunProgress(planned_trainings(config), config.name, root=directory, bars=bars)
     try:
-        return _run_experiment(config, directory, saved, resume, overwrite, shown if shown is not None else False)
+        return _run_experiment(config, directory, saved, resume, overwrite, shown)
     finally:
         if shown is not None and shown is not progress:
             shown.close()
@@ -582,11 +582,10 @@ def _run_experiment(
     saved: str,
     resume: bool,
     overwrite: bool,
-    progress: RunProgress | bool,
+    progress: RunProgress | None,
 ) -> Comparison:
-    """`run_experiment` once the run folder is checked, with its progress (False: none)."""
-    if isinstance(progress, RunProgress):
-        progress.status("loading data")
+    """`run_experiment` once the run folder is checked, with its progress (None: none)."""
+    _status(progress, "loading data")
     data = load_data(config)  # before the folder is written: a data error leaves no half-made run
     distributed = Distributed.from_environment()  # under torchrun: rank 0 prepares the folder, the others wait
     analysis, methods = config.analysis, config.compare.methods
@@ -613,56 +612,55 @@ def _run_all(
     data: ExperimentData,
     directory: Path,
     resume: bool,
-    progress: RunProgress | bool | None,
+    progress: RunProgress | None,
     distributed: Distributed | None,
 ) -> Comparison:
     """`run_experiment` once the run folder is prepared and locked."""
     analysis = config.analysis
-    shown = progress if isinstance(progress, RunProgress) else None
-
-    def status(text: str) -> None:
-        if shown is not None:
-            shown.status(text)
-
     runs = _Runs(config, data, resume, progress)
     seeds = analysis.seeds or [config.seed]
     folders = {seed: directory / f"seed-{seed}" if analysis.seeds else directory for seed in seeds}
     comparisons = {seed: runs.compare(seed, folder) for seed, folder in folders.items()}
     if analysis.groups is not None:
-        status("choosing the task groups")
+        _status(progress, "choosing the task groups")
         grouping = runs.grouping(analysis.groups, folders[seeds[0]])
-        if shown is not None:  # the plan counted num_groups per seed, the most there can be
-            shown.add_planned(len(seeds) * (len(grouping.groups) - analysis.groups.num_groups))
+        if progress is not None:  # the plan counted num_groups per seed, the most there can be
+            progress.add_planned(len(seeds) * (len(grouping.groups) - analysis.groups.num_groups))
         for seed, folder in folders.items():
             comparisons[seed] = runs.train_groups(grouping, seed, folder, comparisons[seed])
     comparison = comparisons[seeds[0]]
     if analysis.seeds:
-        status("judging negative transfer")
+        _status(progress, "judging negative transfer")
         comparison = Comparison.mean(list(comparisons.values()))
         comparison.write(directory)
         _judge_transfer(config, list(comparisons.values()), directory, folders[seeds[0]])
     if analysis.pareto is not None:
         runs.pareto(analysis.pareto, seeds[0], directory / "pareto", comparisons[seeds[0]])
     if analysis.report and (distributed is None or distributed.is_main):
-        status("writing the report")
+        _status(progress, "writing the report")
         build_report(directory)  # after the results are written: a report problem loses no result
     return comparison
+
+
+def _status(progress: RunProgress | None, text: str) -> None:
+    """Show ``text`` as what the run is doing (see `RunProgress.status`), when it shows progress."""
+    if progress is not None:
+        progress.status(text)
 
 
 class _Runs:
     """The trainings of one config: its methods for a seed, the task groups and the trade-off sweep."""
 
     def __init__(
-        self, config: ExperimentConfig, data: ExperimentData, resume: bool, progress: RunProgress | bool | None
+        self, config: ExperimentConfig, data: ExperimentData, resume: bool, progress: RunProgress | None
     ) -> None:
-        self.config, self.data, self.resume, self.progress = config, data, resume, progress
-        if isinstance(progress, RunProgress):
-            progress.status("building models")
+        self.config, self.data, self.resume = config, data, resume
+        _status(progress, "building models")
         self.size = input_size(config, data)
         self.shape = input_shape(config, data)
         self.encoder = build_encoder(config, self.size, self.shape)
         self.tasks = build_tasks(config, data, self.encoder.out_features, self.shape)
-        self.options = trainer_options(config, progress)
+        self.options = trainer_options(config, progress if progress is not None else False)
 
     def compare(self, seed: int, folder: Path) -> Comparison:
         """Every method of ``compare.methods`` (and the transfer runs) with ``seed``, written to ``folder``."""
