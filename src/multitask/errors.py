@@ -54,10 +54,7 @@ class TargetError(DataError):
 
     def __init__(self, problem: str, *, task: str, field: str, fix: str, where: str | None = None) -> None:
         self.problem, self.task, self.field, self.fix, self.where = problem, task, field, fix, where
-        super().__init__(self._text(field, where))
-
-    def _text(self, field: str, where: str | None) -> str:
-        return f"{where + ': ' if where else ''}{self.problem}; {self.fix.format(field=field)}"
+        super().__init__(f"{where + ': ' if where else ''}{problem}; {fix.format(field=field)}")
 
     def at(self, where: str) -> TargetError:
         """The same error, said to be in ``where`` (e.g. the CSV file's name)."""
@@ -65,6 +62,5 @@ class TargetError(DataError):
 
     def in_config(self, path: str) -> TargetError:
         """The same error with the config's field for the fix (``path``: the task's, e.g. ``tasks[0]``)."""
-        error = TargetError(self.problem, task=self.task, field=f"{path}.{self.field}", fix=self.fix, where=self.where)
-        error.args = (f"{path} ({self.task}): {error._text(f'{path}.{self.field}', self.where)}",)
-        return error
+        where = f"{path} ({self.task})" + (f": {self.where}" if self.where else "")
+        return TargetError(self.problem, task=self.task, field=f"{path}.{self.field}", fix=self.fix, where=where)
