@@ -59,6 +59,10 @@ class Callback:
     def on_fit_end(self, trainer: Trainer) -> None:
         """After the last epoch or early stop."""
 
+    def on_status(self, trainer: Trainer, text: str) -> None:
+        """When the trainer works outside the steps: ``text`` says at what (``preparing data``, ``validating``,
+        ``saving checkpoint``, ...; the progress display shows it)."""
+
     def state_dict(self) -> dict[str, Any]:
         """State to checkpoint."""
         return {}

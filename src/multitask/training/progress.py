@@ -244,8 +244,7 @@ class RunProgress:
         self.current = None
         line = summary(trainer, training.label, training.index, self.total, training.seconds)
         self.write(line)
-        if self._drawing():
-            self.status(f"finishing {training.label}")
+        self.status(f"finishing {training.label}")
         return line
 
     def _finished_without_start(self, trainer: Trainer) -> _Training:
@@ -480,7 +479,6 @@ class ProgressBar(Callback):
             self.run.start_training(self._label or self.run.label_for(trainer), trainer.max_epochs)
 
     def on_status(self, trainer: Trainer, text: str) -> None:
-        """The trainer says what it does outside the steps (``preparing data``, ``validating``, ...)."""
         self._start(trainer)
         self.run.status(text)
 

@@ -374,10 +374,9 @@ class Trainer:
         return self.history
 
     def _status(self, text: str) -> None:
-        """Tell the progress display what the trainer does outside the steps (start-up, between epochs)."""
+        """Tell the callbacks what the trainer does outside the steps (start-up, between epochs)."""
         for callback in self.callbacks:
-            if isinstance(callback, ProgressBar):
-                callback.on_status(self, text)
+            callback.on_status(self, text)
 
     def _restart_epoch_unless_exact(self, loader: StepLoader) -> None:
         """After a mid-epoch resume on a loader that cannot seek: start the interrupted epoch again (said once)."""
