@@ -10,7 +10,7 @@ import torch
 from sklearn import metrics as skm
 
 from multitask.errors import DataError, UnknownNameError
-from multitask.metrics import BUILTIN_METRICS, DEFAULT_METRICS, Metric, builtin_metric, delta_m
+from multitask.metrics import BUILTIN_METRICS, DEFAULT_METRICS, Metric, builtin_metric, delta_m, relative_gain
 
 N = 300
 NUM_CLASSES = 4
@@ -250,3 +250,12 @@ def test_delta_m_empty_results_raise() -> None:
         delta_m({}, {}, {})
     with pytest.raises(DataError, match="'a'"):
         delta_m({"a": {}}, {"a": {}}, {"a": {}})
+
+
+def test_relative_gain_is_signed_by_direction_and_measured_against_the_magnitude() -> None:
+    assert relative_gain(0.9, 0.8, True) == pytest.approx(12.5)
+    assert relative_gain(0.9, 0.8, False) == pytest.approx(-12.5)  # an error that grew: worse
+    assert relative_gain(-0.5, -1.0, True) == pytest.approx(50.0)  # a negative R² that rose: better
+    assert math.isnan(relative_gain(1.0, 0.0, True)) and math.isnan(relative_gain(math.nan, 1.0, True))
+    # one task, one metric: delta_m is that metric's gain
+    assert delta_m({"a": {"auc": 0.9}}, {"a": {"auc": 0.8}}, {"a": {"auc": True}}) == pytest.approx(12.5)

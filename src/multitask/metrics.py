@@ -373,6 +373,17 @@ def builtin_dense_metric(kind: str, name: str) -> DenseMetric:
     return available[name]
 
 
+def relative_gain(value: float, reference: float, higher_is_better: bool) -> float:
+    """One metric's relative gain over a reference, in percent: ``100 · s · (M − B) / |B|``, positive: better.
+
+    ``s = +1`` when higher is better, else ``−1``; NaN when ``B`` is 0 (NaN in, NaN out). (`delta_m`
+    averages such terms over tasks and metrics, dividing by ``B`` itself as its papers do.)
+    """
+    if reference == 0:
+        return math.nan
+    return 100.0 * (1.0 if higher_is_better else -1.0) * (value - reference) / abs(reference)
+
+
 def delta_m(
     results: Mapping[str, Mapping[str, float]],
     baseline: Mapping[str, Mapping[str, float]],

@@ -28,6 +28,7 @@ from multitask.analysis._probe import (
 from multitask.data._loaders import Step
 from multitask.errors import ConfigError, DataError
 from multitask.jacobian import JacobianEngine
+from multitask.metrics import relative_gain
 from multitask.models import MultiTaskModel
 from multitask.tasks import Task
 from multitask.training.callbacks import Callback, StepResult
@@ -353,10 +354,9 @@ def pairwise_transfer(
             )
             for source, target in ((i, j), (j, i)):
                 task = tasks[target]
-                sign = 1.0 if task.metric_fns[chosen[task.name]].higher_is_better else -1.0
-                reference = alone[task.name]
+                higher = task.metric_fns[chosen[task.name]].higher_is_better
                 value = run.test[task.name][chosen[task.name]]
-                matrix[source, target] = 100.0 * sign * (value - reference) / abs(reference) if reference else math.nan
+                matrix[source, target] = relative_gain(value, alone[task.name], higher)
     return TaskAffinity(names, matrix.tolist(), "pairwise", size * (size - 1) // 2)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from multitask.analysis._plots import pyplot, save_png, separating_decimals
 from multitask.errors import DataError
-from multitask.metrics import delta_m
+from multitask.metrics import delta_m, relative_gain
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -343,10 +343,9 @@ class Comparison:
                 base = reference.get(task, {}).get(metric, math.nan)
                 value = self.results[method].get(task, {}).get(metric, math.nan)
                 direction = self.higher_is_better.get(task, {}).get(metric)
-                if direction is None or not (math.isfinite(base) and math.isfinite(value)) or base == 0:
-                    continue
-                sign = 1.0 if direction else -1.0
-                gains.setdefault(method, {})[(task, metric)] = 100.0 * sign * (value - base) / abs(base)
+                gain = relative_gain(value, base, direction) if direction is not None else math.nan
+                if math.isfinite(gain):
+                    gains.setdefault(method, {})[(task, metric)] = gain
         return gains
 
     def _gain_panel(
