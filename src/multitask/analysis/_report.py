@@ -89,7 +89,7 @@ def build_report(
         raise ConfigError(
             f"{directory} holds nothing to report on (no config.yaml, results.csv, metrics.jsonl or analysis files)"
         )
-    page = _Page(directory)
+    page = _Page(directory, verdicts=bool(found[TRANSFER_FILE]))
     results = found[RESULTS_FILE]
     for path in (p for p in results if p.parent == directory):
         page.guard(path, page.add_results)
@@ -147,8 +147,9 @@ def _discover(directory: Path) -> dict[str, list[Path]]:
 
 
 class _Page:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, verdicts: bool = False) -> None:
         self.directory = directory
+        self.verdicts = verdicts  # the page has a negative-transfer section
         self.sections: list[tuple[str, str, list[str]]] = []  # (anchor, heading, html parts)
         self.config_name: str | None = None
         self._scratch = tempfile.TemporaryDirectory()
@@ -259,8 +260,7 @@ class _Page:
         saved = picture if (path.parent / COMPARISON_FILE).is_file() else None  # older pictures are drawn again
         chart = self.image(comparison.plot, "comparison of methods (bar chart)", saved, path)
         if top:  # after the verdicts: the table and the verdicts fill the first screen
-            verdicts = any((self.directory / "negative_transfer").glob("*/negative_transfer.json"))
-            after = "follow the negative transfer verdicts" if verdicts else "are below"
+            after = "follow the negative transfer verdicts" if self.verdicts else "are below"
             parts.append(f'<p><a href="#chart">The results as bar charts</a> {after}.</p>')
             self.section("chart", "Results as bar charts (test split)").append(chart)
         else:  # one seed's or the groups' chart: collapsed, the page stays short
