@@ -994,25 +994,23 @@ class ExperimentConfig(_Strict):
                 reads = "token ids (column tokens)" if tokens else "images" if images else "feature vectors (column x)"
                 raise ValueError(f"model.{field}.type: data type {self.data.type} gives {reads}: use type {wanted}")
         readers = readers_of("tokens" if tokens else "images" if images else "features")
-        if tokens or images:
-            other = sorted(set(architectures) - set(readers))
-            if other:
-                raise ValueError(
-                    f"data type {self.data.type} gives {'token ids' if tokens else 'images'}, which "
-                    f"{', '.join(other)} cannot read (experts, gates or columns are MLPs over a feature vector): "
-                    f"train {', '.join(readers)} (model.type, compare.methods)"
-                )
+        other = sorted(set(architectures) - set(readers))  # what cannot read this data's input
+        if other and (tokens or images):
+            raise ValueError(
+                f"data type {self.data.type} gives {'token ids' if tokens else 'images'}, which "
+                f"{', '.join(other)} cannot read (experts, gates or columns are MLPs over a feature vector): "
+                f"train {', '.join(readers)} (model.type, compare.methods)"
+            )
+        if other:  # feature vectors: only the architectures that read images alone are left
+            raise ValueError(
+                f"{', '.join(other)} attends over the feature maps of a convolutional encoder; data type "
+                f"{self.data.type} gives no images (use data type multi_mnist with model.encoder.type: cnn)"
+            )
         encoder = self.model.encoder
         if isinstance(encoder, CNNConfig) and encoder.readout == "none" and "shared_private" in architectures:
             raise ValueError(
                 "shared_private joins shared and private feature vectors; with model.encoder.readout none the "
                 "encoder gives feature maps"
-            )
-        only_images = sorted(set(architectures) - set(readers)) if not (tokens or images) else []
-        if only_images:
-            raise ValueError(
-                f"{', '.join(only_images)} attends over the feature maps of a convolutional encoder; data type "
-                f"{self.data.type} gives no images (use data type multi_mnist with model.encoder.type: cnn)"
             )
 
     def _check_adversary(self, names: list[str], architectures: Collection[str]) -> None:
