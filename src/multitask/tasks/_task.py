@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -18,69 +17,21 @@ from multitask.metrics import (
     DEFAULT_METRICS,
     DenseMetric,
     Metric,
-    StatisticFn,
     builtin_dense_metric,
     builtin_metric,
     nanmean,
 )
-
-TaskKind = Literal["binary", "multiclass", "multilabel", "regression"]
-TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
-LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-def _bce(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(prediction, target, reduction="none")
-
-
-def _cross_entropy(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.cross_entropy(prediction, target, reduction="none")
-
-
-def _mse(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.mse_loss(prediction, target, reduction="none")
-
-
-def _l1(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.l1_loss(prediction, target, reduction="none")
-
-
-def _huber(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.huber_loss(prediction, target, reduction="none")
-
-
-def _cosine(prediction: Tensor, target: Tensor) -> Tensor:
-    """``1 − cos(n̂, n)`` per pixel for vectors along dim 1 (``[N, C, H, W]`` -> ``[N, H, W]``)."""
-    if prediction.dim() < 3 or prediction.shape[1] < 2:
-        raise ShapeError(f"the cosine loss needs vectors [N, C, H, W] with C >= 2; got {tuple(prediction.shape)}")
-    return 1 - (F.normalize(prediction, dim=1) * F.normalize(target, dim=1)).sum(dim=1)
-
-
-# Built-in losses return one value per labelled entry (reduction "none"); the Task averages them.
-BUILTIN_LOSSES: dict[str, dict[str, LossFn]] = {
-    "binary": {"bce": _bce},
-    "multiclass": {"cross_entropy": _cross_entropy},
-    "multilabel": {"bce": _bce},
-    "regression": {"mse": _mse, "l1": _l1, "huber": _huber},
-}
-DEFAULT_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "multilabel": "bce", "regression": "mse"}
-# Dense (per-pixel) losses return one value per pixel (cross-entropy, cosine) or per entry [N, C, H, W] (l1, mse,
-# huber); the Task averages them over labelled pixels or entries. L1 for depth as MTAN and LibMTL.
-BUILTIN_DENSE_LOSSES: dict[str, dict[str, LossFn]] = {
-    "multiclass": {"cross_entropy": _cross_entropy},
-    "regression": {"l1": _l1, "mse": _mse, "huber": _huber, "cosine": _cosine},
-}
-DEFAULT_DENSE_LOSS = {"multiclass": "cross_entropy", "regression": "l1"}
-AnyMetric = Metric | DenseMetric
-
-
-@dataclass(frozen=True)
-class TaskEvaluation:
-    """A task's loss and metrics on one split, with the number of labelled entries they used."""
-
-    loss: float
-    metrics: dict[str, float]
-    num_labelled: int
+from multitask.tasks._evaluation import AnyMetric, TaskEvaluation, evaluation_from_statistics, statistic_fns
+from multitask.tasks._losses import (
+    BUILTIN_DENSE_LOSSES,
+    BUILTIN_LOSSES,
+    DEFAULT_DENSE_LOSS,
+    DEFAULT_LOSS,
+    TASK_KINDS,
+    LossFn,
+    TaskKind,
+)
+from multitask.tasks._shapes import aligned_dense_prediction, aligned_prediction, check_classes, dense_mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,72 +185,17 @@ class Task:
                 raise DataError(f"task {self.name!r}: batch has no mask column {self.mask_key!r}")
             explicit = batch[self.mask_key].to(torch.bool)
             if self.dense:
-                return target, mask & self._dense_mask(explicit, mask)
+                return target, mask & dense_mask(self.name, self.kind, self.mask_key, explicit, mask)
             if explicit.dim() == 1 and mask.dim() == 2:
                 explicit = explicit[:, None]
             mask = mask & explicit
         return target, mask
 
-    def _dense_mask(self, explicit: Tensor, mask: Tensor) -> Tensor:
-        """The ``mask_key`` column as a view that broadcasts against the target's mask."""
-        if explicit.dim() == 1 and explicit.shape[0] == mask.shape[0]:  # whole images
-            return explicit.reshape(-1, *[1] * (mask.dim() - 1))
-        if self.kind == "regression" and mask.dim() >= 3 and explicit.shape == mask.shape[:1] + mask.shape[2:]:
-            return explicit.unsqueeze(1)  # per pixel, for every channel
-        if explicit.shape == mask.shape:
-            return explicit
-        raise ShapeError(
-            f"task {self.name!r}: mask column {self.mask_key!r} has shape {tuple(explicit.shape)}; for targets "
-            f"{tuple(mask.shape)} it must be [N], the target's shape, or (regression) the target's without dim 1"
-        )
-
     def align(self, prediction: Tensor, target: Tensor) -> Tensor:
         """Check ``prediction`` against ``target`` and squeeze a trailing 1 where the kind allows it."""
         if self.dense:
-            return self._align_dense(prediction, target)
-        squeezable = prediction.dim() == 2 and target.dim() == 1 and prediction.shape[1] == 1
-        if self.kind in ("binary", "regression") and squeezable:
-            prediction = prediction[:, 0]
-        hint = ""
-        if self.kind == "multiclass":
-            ok = prediction.dim() == 2 and target.dim() == 1 and prediction.shape[0] == target.shape[0]
-            expected = f"logits [N, num_classes] for class indices [N={target.shape[0]}]"
-            if target.dim() > 1:
-                hint = f" (the labels {tuple(target.shape)} are per pixel: pass Task(..., dense=True))"
-        else:
-            ok = prediction.shape == target.shape
-            expected = f"the target's shape {tuple(target.shape)}"
-        if not ok:
-            raise ShapeError(
-                f"task {self.name!r}: head output has shape {tuple(prediction.shape)}, expected {expected}{hint}; "
-                "check the head's output size"
-            )
-        return prediction
-
-    def _align_dense(self, prediction: Tensor, target: Tensor) -> Tensor:
-        if self.kind == "multiclass":
-            ok = (
-                target.dim() >= 2
-                and prediction.dim() == target.dim() + 1
-                and prediction.shape[0] == target.shape[0]
-                and prediction.shape[2:] == target.shape[1:]
-            )
-            spatial = ", ".join(str(size) for size in target.shape[1:])
-            expected = f"logits [N, num_classes, {spatial}] for per-pixel class indices {tuple(target.shape)}"
-            if target.dim() < 2:
-                expected = f"per-pixel class indices [N, H, W] as labels, but they are {tuple(target.shape)}"
-        else:
-            ok = target.dim() >= 3 and prediction.shape == target.shape
-            expected = f"the target's shape {tuple(target.shape)}"
-            if target.dim() < 3:
-                expected = f"a per-pixel target [N, C, H, W] (depth: C = 1), but it is {tuple(target.shape)}"
-        if not ok:
-            raise ShapeError(
-                f"task {self.name!r} is dense: head output has shape {tuple(prediction.shape)}, expected {expected}; "
-                "a dense head outputs a map per sample (e.g. a 1x1 convolution with one channel per class or "
-                "value), at the target's spatial size"
-            )
-        return prediction
+            return aligned_dense_prediction(self.name, self.kind, prediction, target)
+        return aligned_prediction(self.name, self.kind, prediction, target)
 
     # ----- loss -----
     def compute_loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> tuple[Tensor, int]:
@@ -355,7 +251,7 @@ class Task:
     def _dense_losses(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Per-pixel or per-entry losses (missing labels filled with 0) and the mask of those that count."""
         if self.kind == "multiclass":
-            self._check_classes(prediction, target, mask)
+            check_classes(self.name, self.ignore_index, prediction, target, mask)
         filled = torch.where(mask, target, torch.zeros_like(target))  # no NaN or ignore_index reaches the loss
         try:
             values = self.loss_fn(prediction, self._target_for_loss(filled))
@@ -370,18 +266,6 @@ class Task:
             f"task {self.name!r} is dense: its loss must return one value per pixel {per_pixel} or per entry "
             f"{tuple(mask.shape)} (reduction='none'); it returned {tuple(values.shape)}"
         )
-
-    def _check_classes(self, prediction: Tensor, target: Tensor, mask: Tensor) -> None:
-        num_classes = prediction.shape[1]
-        outside = mask & ((target < 0) | (target >= num_classes))
-        if bool(outside.any()):
-            wrong = target[outside]
-            raise ShapeError(
-                f"task {self.name!r}: the head outputs {num_classes} classes per pixel but labelled pixels hold "
-                f"class indices outside 0 .. {num_classes - 1} (from {int(wrong.min())} to {int(wrong.max())}); "
-                f"give the head one output channel per class, and mark unlabelled pixels with "
-                f"ignore_index={self.ignore_index}"
-            )
 
     def _target_for_loss(self, target: Tensor) -> Tensor:
         if self.kind == "multiclass":
@@ -419,14 +303,6 @@ class Task:
     def _sample_metrics(self) -> dict[str, Metric]:
         return {name: metric for name, metric in self.metric_fns.items() if isinstance(metric, Metric)}
 
-    def _statistic_fns(self) -> dict[str, StatisticFn]:
-        """The distinct statistic functions of the dense metrics, keyed by their order of first use."""
-        distinct: list[StatisticFn] = []
-        for metric in self.metric_fns.values():
-            if isinstance(metric, DenseMetric) and all(metric.statistic is not fn for fn in distinct):
-                distinct.append(metric.statistic)
-        return {f"statistic{i}": fn for i, fn in enumerate(distinct)}
-
     def batch_statistics(self, prediction: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """A dense task's statistics of one batch: float64 tensors that add up over the batches of a split.
 
@@ -442,7 +318,7 @@ class Task:
             values, used = self._dense_losses(prediction, target, mask)
             loss_sum = torch.where(used, values.double(), torch.zeros((), dtype=torch.float64, device=values.device))
             statistics = {"loss": torch.stack([loss_sum.sum(), used.sum().double()])}
-            for key, fn in self._statistic_fns().items():
+            for key, fn in statistic_fns(self.metric_fns).items():
                 try:
                     statistics[key] = fn(prediction, target, mask).double()
                 except ShapeError as error:
@@ -451,22 +327,7 @@ class Task:
 
     def evaluate_statistics(self, parts: Sequence[Mapping[str, Tensor]]) -> TaskEvaluation:
         """Loss and metrics of a dense task from its `batch_statistics`, summed over ``parts`` in order."""
-        if not parts:
-            return TaskEvaluation(math.nan, {name: math.nan for name in self.metric_fns}, 0)
-        total = {key: value.detach().double().cpu() for key, value in parts[0].items()}
-        for part in parts[1:]:
-            for key, value in part.items():
-                total[key] = total[key] + value.detach().double().cpu()
-        loss_sum, count = (float(v) for v in total["loss"])
-        if count == 0:
-            return TaskEvaluation(math.nan, {name: math.nan for name in self.metric_fns}, 0)
-        keys = {id(fn): key for key, fn in self._statistic_fns().items()}
-        values = {
-            name: float(metric.compute(total[keys[id(metric.statistic)]]))
-            for name, metric in self.metric_fns.items()
-            if isinstance(metric, DenseMetric)
-        }
-        return TaskEvaluation(loss_sum / count, values, round(count))
+        return evaluation_from_statistics(self.metric_fns, parts)
 
     def transform_output(self, prediction: Tensor) -> Tensor:
         """Head output to a user-facing prediction: probabilities for classification, values otherwise.
@@ -485,77 +346,3 @@ class Task:
         if self.kind in ("binary", "regression") and prediction.dim() == 2 and prediction.shape[1] == 1:
             prediction = prediction[:, 0]
         return prediction
-
-
-@dataclass(frozen=True)
-class TaskLosses:
-    """Each task's loss of one step, as `task_losses` computes it and `multitask.backward` takes it.
-
-    Attributes:
-        values: ``[T]`` float32, each task's mean loss over its labelled entries, with its autograd
-            graph; a constant ``0`` without gradient for an absent task.
-        present: ``[T]`` bool, True where the task had at least one labelled entry.
-        counts: ``[T]`` int64, the number of labelled entries of each task.
-        names: The task names, in the order of the entries.
-        parts: The ``T`` scalar losses that ``values`` stacks (empty when not known). `multitask.backward`
-            differentiates them one by one, so that one task's backward pass does not run through
-            the other tasks' heads.
-    """
-
-    values: Tensor
-    present: Tensor
-    counts: Tensor
-    names: tuple[str, ...]
-    parts: tuple[Tensor, ...] = ()
-
-    def as_dict(self) -> dict[str, float]:
-        """``{task: loss value}``, NaN for an absent task (for logs)."""
-        values = self.values.detach().double().cpu().tolist()
-        return {n: v if p else math.nan for n, v, p in zip(self.names, values, self.present.tolist(), strict=True)}
-
-
-def task_losses(
-    tasks: Sequence[Task],
-    outputs: Mapping[str, Tensor],
-    batch: Mapping[str, Tensor] | Mapping[str, Mapping[str, Tensor]],
-) -> TaskLosses:
-    """The per-task losses ``[T]`` of one step, with which tasks had labels and how many.
-
-    ``L_t = (1 / n_t) Σ_{i labelled for t} ℓ_t(ŷ_ti, y_ti)``, with ``n_t`` the number of labelled
-    entries (missing labels are masked, never zero-filled; see `Task`). A task whose output is not
-    in ``outputs``, or whose labels are all missing, is absent: ``L_t = 0`` without gradient.
-
-    Args:
-        tasks: The tasks, in the order of the model's outputs (the order of the result).
-        outputs: ``{task: head output}``, e.g. ``model(batch)``.
-        batch: The batch holding every task's labels, or ``{task: batch}`` for multi-input data
-            (one batch per task, each holding that task's labels).
-
-    Example:
-        >>> import torch
-        >>> from torch import nn
-        >>> tasks = [Task("a", nn.Identity(), "regression"), Task("b", nn.Identity(), "regression")]
-        >>> batch = {"a": torch.tensor([1.0, 3.0]), "b": torch.tensor([float("nan"), float("nan")])}
-        >>> losses = task_losses(tasks, {"a": torch.zeros(2), "b": torch.zeros(2)}, batch)
-        >>> losses.values, losses.present, losses.counts
-        (tensor([5., 0.]), tensor([ True, False]), tensor([2, 0]))
-    """
-    if not tasks:
-        raise ConfigError("task_losses needs at least one task")
-    names = tuple(task.name for task in tasks)
-    per_task = {name: batch[name] for name in names if isinstance(batch.get(name), Mapping)}
-    values: list[Tensor] = []
-    counts: list[int] = []
-    device = next((output.device for output in outputs.values()), None)
-    for task in tasks:
-        if task.name not in outputs:
-            values.append(torch.zeros((), device=device))
-            counts.append(0)
-            continue
-        own = per_task.get(task.name, batch) if per_task else batch
-        loss, count = task.compute_loss(outputs[task.name].float(), own)  # type: ignore[arg-type]
-        values.append(loss.float())
-        counts.append(count)
-    count_tensor = torch.tensor(counts, dtype=torch.int64)
-    present = (count_tensor > 0).to(values[0].device)
-    return TaskLosses(torch.stack(values), present, count_tensor, names, tuple(values))

@@ -1,0 +1,71 @@
+"""Per-task metrics (each knows whether higher is better), per-pixel metrics from additive statistics, and Δm%."""
+
+from __future__ import annotations
+
+from multitask.metrics._builtin import builtin_dense_metric, builtin_metric
+from multitask.metrics._delta_m import delta_m, relative_gain
+from multitask.metrics._dense import (
+    ANGLE_BIN_DEGREES,
+    ANGLE_METRICS,
+    BUILTIN_DENSE_METRICS,
+    DEFAULT_DENSE_METRICS,
+    DenseMetric,
+    StatisticFn,
+    absolute_errors,
+    angle_errors,
+    confusion_matrix,
+    mean_iou,
+    pixel_accuracy,
+)
+from multitask.metrics._sample import (
+    BUILTIN_METRICS,
+    DEFAULT_METRICS,
+    Metric,
+    MetricFn,
+    binary_accuracy,
+    binary_auc,
+    binary_f1,
+    binary_log_loss,
+    mae,
+    mse,
+    multiclass_accuracy,
+    multiclass_auc,
+    multiclass_f1,
+    multiclass_log_loss,
+    nanmean,
+    r2,
+)
+
+__all__ = [
+    "ANGLE_BIN_DEGREES",
+    "ANGLE_METRICS",
+    "BUILTIN_DENSE_METRICS",
+    "BUILTIN_METRICS",
+    "DEFAULT_DENSE_METRICS",
+    "DEFAULT_METRICS",
+    "DenseMetric",
+    "Metric",
+    "MetricFn",
+    "StatisticFn",
+    "absolute_errors",
+    "angle_errors",
+    "binary_accuracy",
+    "binary_auc",
+    "binary_f1",
+    "binary_log_loss",
+    "builtin_dense_metric",
+    "builtin_metric",
+    "confusion_matrix",
+    "delta_m",
+    "mae",
+    "mean_iou",
+    "mse",
+    "multiclass_accuracy",
+    "multiclass_auc",
+    "multiclass_f1",
+    "multiclass_log_loss",
+    "nanmean",
+    "pixel_accuracy",
+    "r2",
+    "relative_gain",
+]
