@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from multitask.data._cache import package_file
 from multitask.data._mtdata import MultiTaskData
+from multitask.data._registry import register
 from multitask.data._tabular import encode_splits, split_columns
 from multitask.data._targets import TargetSpec
 from multitask.errors import ConfigError, DataError
@@ -56,6 +57,12 @@ def _read_adult(path: Path) -> dict[str, NDArray[np.object_]]:
     return columns
 
 
+@register(
+    "adult",
+    tasks={"income": "binary", "marital": "binary"},
+    input="features",
+    description="UCI Adult (1994 US census extract): income above 50K, never married",
+)
 def load_adult(*, val_fraction: float = 0.1, seed: int = 0) -> MultiTaskData:
     """UCI Adult (1994 US census extract) with two binary tasks, as Census-Income's: ``income`` and ``marital``.
 

@@ -11,6 +11,7 @@ from multitask.data._dataset import ArrayDataset
 from multitask.data._folders import image_dataset
 from multitask.data._images import check_size, require_dir, require_file
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath
 from multitask.errors import DataError
 
@@ -18,6 +19,15 @@ _LAYOUT = (
     "ROOT/img_align_celeba/<name>.jpg, ROOT/list_attr_celeba.txt (count, 40 attribute names, then "
     "'<name>.jpg' and 40 values of 1/-1 per line) and ROOT/list_eval_partition.txt ('<name>.jpg 0|1|2')"
 )
+
+#: The 40 attributes of the published ``list_attr_celeba.txt``, in its order (the tasks `load_celeba` reads).
+CELEBA_ATTRIBUTES = ("5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+                     "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
+                     "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
+                     "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
+                     "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
+                     "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings",
+                     "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young")  # fmt: skip
 
 
 def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -44,6 +54,14 @@ def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray
     return names, files, np.array(rows, dtype=np.float32).reshape(len(files), len(names))
 
 
+@register(
+    "celeba",
+    tasks=dict.fromkeys(CELEBA_ATTRIBUTES, "binary"),
+    input="images",
+    paths=("root",),
+    task_arguments=("multilabel",),
+    description="CelebA aligned faces: 40 binary attributes, one task each (Sener & Koltun 2018)",
+)
 def load_celeba(
     root: StrPath,
     *,

@@ -15,6 +15,7 @@ import torch
 from numpy.typing import NDArray
 
 from multitask.data._dataset import ArrayDataset
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath, TabularData, encode_splits, read_csv_columns, split_columns
 from multitask.data._targets import TargetSpec
 from multitask.errors import DataError
@@ -104,6 +105,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MULTITASK_CACHE") or Path.home() / ".cache" / "multitask")
 
 
+@register(
+    "census_income",
+    tasks={"income": "binary", "marital": "binary"},
+    input="features",
+    paths=("cache_dir",),
+    description="UCI Census-Income (KDD 1994/95) with MMoE's tasks: income above 50K, never married",
+)
 def load_census_income(*, cache_dir: StrPath | None = None, seed: int = 0) -> TabularData:
     """UCI Census-Income (KDD 1994/95) with the two binary tasks of MMoE's first task group.
 

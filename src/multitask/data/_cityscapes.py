@@ -13,6 +13,7 @@ from multitask.data._dataset import hold_out
 from multitask.data._images import check_size, read_image, read_label_image, require_dir
 from multitask.data._lazy import LazyDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath
 from multitask.errors import ConfigError, DataError
 
@@ -62,6 +63,15 @@ def _samples(root: Path, split: str, with_disparity: bool) -> list[tuple[Path, P
     return samples
 
 
+@register(
+    "cityscapes",
+    tasks={"segmentation": "multiclass", "disparity": "regression"},
+    input="images",
+    dense=True,
+    paths=("root",),
+    task_arguments=("disparity",),
+    description="Cityscapes: 19-class (or 7-category) segmentation and disparity, per pixel",
+)
 def load_cityscapes(
     root: StrPath,
     *,

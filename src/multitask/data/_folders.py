@@ -15,6 +15,7 @@ from multitask.data._dataset import ArrayDataset
 from multitask.data._images import Size, check_size, image_files, read_image, require_dir
 from multitask.data._lazy import LazyDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath
 from multitask.errors import ConfigError, DataError
 
@@ -117,6 +118,14 @@ def _load_office(
     )
 
 
+@register(
+    "office31",
+    tasks=dict.fromkeys(OFFICE31_DOMAINS, "multiclass"),
+    input="images",
+    multi_input=True,
+    paths=("root",),
+    description="Office-31: one 31-class object task per domain (amazon, dslr, webcam)",
+)
 def load_office31(
     root: StrPath,
     *,
@@ -164,6 +173,14 @@ def load_office31(
     return _with_source(data, "Office-31 (Saenko et al. 2010), from ROOT", "research use (no licence stated)")
 
 
+@register(
+    "office_home",
+    tasks=dict.fromkeys(OFFICE_HOME_DOMAINS, "multiclass"),
+    input="images",
+    multi_input=True,
+    paths=("root",),
+    description="Office-Home: one 65-class object task per domain (art, clipart, product, real world)",
+)
 def load_office_home(
     root: StrPath,
     *,
@@ -199,6 +216,13 @@ def load_office_home(
     return _with_source(data, "Office-Home (Venkateswara et al. 2017), from ROOT", "research and education only")
 
 
+@register(
+    "imagenet",
+    tasks={"label": "multiclass"},
+    input="images",
+    paths=("root",),
+    description="ImageNet (ILSVRC-2012) in class folders as one 1,000-class task",
+)
 def load_imagenet(
     root: StrPath,
     *,

@@ -16,6 +16,7 @@ import torch
 from multitask.data._dataset import ArrayDataset, hold_out
 from multitask.data._images import require_dir
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath
 from multitask.errors import ConfigError, DataError
 
@@ -119,6 +120,15 @@ def _from_datasets(root: Path, name: str, spec: _GlueTask) -> dict[str, tuple[li
     return out
 
 
+@register(
+    "glue",
+    tasks={"cola": "binary", "sst2": "binary", "mrpc": "binary", "stsb": "regression", "rte": "binary"},
+    input="tokens",
+    multi_input=True,
+    paths=("root",),
+    task_arguments=("tasks",),
+    description="GLUE sentence(-pair) tasks, one dataset each, token ids (default: CoLA, SST-2, MRPC, STS-B, RTE)",
+)
 def load_glue(
     root: StrPath,
     *,

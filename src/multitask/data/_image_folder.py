@@ -15,6 +15,7 @@ from multitask.data._folders import image_dataset, split_three_ways
 from multitask.data._images import check_size, read_size, require_dir, require_file
 from multitask.data._lazy import LazyDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath, read_csv_columns
 from multitask.data._targets import TargetKind
 from multitask.errors import ConfigError, DataError
@@ -29,6 +30,13 @@ _LAYOUT = (
 )
 
 
+@register(
+    "image_folder",
+    tasks=None,
+    input="images",
+    paths=("root", "labels"),
+    description="your images in a folder, one task per label column of a CSV file",
+)
 def load_image_folder(
     root: StrPath,
     labels: StrPath = "labels.csv",

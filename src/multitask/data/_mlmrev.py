@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
 from multitask.data._rdata import read_rdataset
+from multitask.data._registry import register
 from multitask.data._tabular import TabularEncoder
 from multitask.errors import ConfigError, DataError
 
@@ -76,6 +77,13 @@ def _split_rows(n: int, val_fraction: float, test_fraction: float, rng: np.rando
     return [np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test])]
 
 
+@register(
+    "school_groups",
+    tasks=None,
+    input="features",
+    multi_input=True,
+    description="mlmRev school data (Exam, Chem97, Hsb82): one regression task per school or authority",
+)
 def load_school_groups(
     name: SchoolDataset,
     *,
@@ -164,6 +172,12 @@ def load_school_groups(
     )
 
 
+@register(
+    "gcsemv",
+    tasks={"written": "regression", "course": "regression"},
+    input="features",
+    description="mlmRev Gcsemv: written and coursework GCSE scores of London students, some missing",
+)
 def load_gcsemv(
     *, val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0, school_features: bool = True
 ) -> MultiTaskData:

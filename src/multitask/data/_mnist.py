@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from multitask.data._cache import cache_path, cached_arrays, package_file
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo, combine
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath
 from multitask.errors import ConfigError, DataError
 
@@ -191,6 +192,13 @@ def _single(
     }
 
 
+@register(
+    "mnist",
+    tasks={"digit": "multiclass"},
+    input="images",
+    paths=("cache_dir",),
+    description="MNIST digits as one 10-class task (to combine with other datasets)",
+)
 def load_mnist(
     *, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None, cache_dir: StrPath | None = None
 ) -> MultiTaskData:
@@ -216,6 +224,13 @@ def load_mnist(
     return _data("MNIST", splits, {"digit": task}, _MNIST_SOURCE, _MNIST_LICENCE, "pixels / 255")
 
 
+@register(
+    "fashion_mnist",
+    tasks={"item": "multiclass"},
+    input="images",
+    paths=("root",),
+    description="Fashion-MNIST as one 10-class task (kinds of clothing)",
+)
 def load_fashion_mnist(
     *, root: StrPath = FASHION_MNIST_DIR, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None
 ) -> MultiTaskData:
@@ -275,6 +290,13 @@ _MULTI_PREPROCESSING = (
 )
 
 
+@register(
+    "multi_mnist",
+    tasks={"left": "multiclass", "right": "multiclass"},
+    input="images",
+    paths=("cache_dir",),
+    description="MultiMNIST (Sener & Koltun 2018): two overlapping digits per image, 10 classes each",
+)
 def load_multi_mnist(
     *,
     val_fraction: float = 0.1,
@@ -322,6 +344,13 @@ def load_multi_mnist(
     )
 
 
+@register(
+    "multi_fashion",
+    tasks={"left": "multiclass", "right": "multiclass"},
+    input="images",
+    paths=("root", "cache_dir"),
+    description="MultiFashion: MultiMNIST's construction on Fashion-MNIST, two items per image",
+)
 def load_multi_fashion(
     *,
     root: StrPath = FASHION_MNIST_DIR,
@@ -352,6 +381,14 @@ def load_multi_fashion(
     return _data("MultiFashion", splits, tasks, _FASHION_SOURCE, _FASHION_LICENCE, _MULTI_PREPROCESSING)
 
 
+@register(
+    "multi_mnist_and_fashion",
+    tasks={"digit": "multiclass", "item": "multiclass"},
+    input="images",
+    multi_input=True,
+    paths=("root", "cache_dir"),
+    description="MultiMNIST's top-left digit and a Fashion-MNIST item: two tasks with their own images",
+)
 def load_multi_mnist_and_fashion(
     *,
     root: StrPath = FASHION_MNIST_DIR,

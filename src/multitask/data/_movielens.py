@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from multitask.data._cache import package_file
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.errors import ConfigError, DataError
 
 MOVIELENS_REQUIREMENT = "recbole==1.2.1"
@@ -66,6 +67,13 @@ def _item_features(items: dict[str, list[str]]) -> tuple[dict[str, int], NDArray
     return ids, features.astype(np.float32), names
 
 
+@register(
+    "movielens_100k",
+    tasks={"rating": "regression", "liked": "binary"},
+    input="ids",
+    input_columns=("user", "item", "user_features", "item_features"),
+    description="MovieLens 100K ratings: the stars (regression) and rating >= 4 (binary), user and item ids",
+)
 def load_movielens_100k(*, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0) -> MultiTaskData:
     """MovieLens 100K: 100,000 ratings (1-5 stars) of 1,682 movies by 943 users, with user and item side information.
 

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.errors import ConfigError, DataError
 
 #: Task name → file, as distributed with MALSAR (data/Newsgroup).
@@ -22,6 +23,14 @@ NEWSGROUP_FILES = {
 }
 
 
+@register(
+    "newsgroup",
+    tasks=dict.fromkeys(NEWSGROUP_FILES, "binary"),
+    input="features",
+    multi_input=True,
+    paths=("folder",),
+    description="20 Newsgroups as MALSAR's four binary tasks (comp vs sci, rec vs talk), term features",
+)
 def load_newsgroup(
     folder: str | Path,
     *,

@@ -13,6 +13,7 @@ from multitask.data._dataset import hold_out
 from multitask.data._images import require_dir
 from multitask.data._lazy import LazyDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.data._tabular import StrPath
 from multitask.errors import ConfigError, DataError
 
@@ -67,6 +68,14 @@ def _split(root: Path, num_threads: int) -> LazyDataset:
     return LazyDataset(len(stems), read, ["x", "segmentation", "depth", "normal"], num_threads=num_threads)
 
 
+@register(
+    "nyuv2",
+    tasks={"segmentation": "multiclass", "depth": "regression", "normal": "regression"},
+    input="images",
+    dense=True,
+    paths=("root",),
+    description="NYUv2 (MTAN/LibMTL release): 13-class segmentation, depth and surface normals, per pixel",
+)
 def load_nyuv2(root: StrPath, *, val_fraction: float = 0.1, seed: int = 0, num_threads: int = 0) -> MultiTaskData:
     """NYUv2 for dense multi-task learning: 13-class semantic segmentation, depth and surface normals.
 

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from multitask.data._cells import to_float
 from multitask.data._dataset import ArrayDataset
+from multitask.data._registry import register
 from multitask.data._targets import TargetKind, TargetLike, as_target_spec, encode_target, fit_target
 from multitask.errors import ConfigError, DataError, TargetError
 
@@ -341,6 +342,13 @@ def encode_splits(
     )
 
 
+@register(
+    "csv",
+    tasks=None,
+    input="features",
+    paths=("train", "val", "test"),
+    description="your CSV files: numeric and categorical feature columns, one label column per task",
+)
 def load_tabular(
     train: StrPath,
     *,

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.errors import ConfigError, DataError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -127,6 +128,16 @@ def read_labelled_texts(path: str | Path) -> dict[str, tuple[list[str], list[int
     return result
 
 
+@register(
+    "movie_reviews",
+    tasks={"imdb": "binary", "rotten_tomatoes": "binary"},
+    input="tokens",
+    input_columns=("tokens", "length"),
+    multi_input=True,
+    paths=("path",),
+    task_arguments=("path",),
+    description="sentiment of IMDB and Rotten Tomatoes reviews, one binary task per source, token ids",
+)
 def load_movie_reviews(
     path: str | Path | None = None,
     *,

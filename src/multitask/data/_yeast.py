@@ -10,6 +10,7 @@ import torch
 from multitask.data._cache import package_file
 from multitask.data._dataset import ArrayDataset
 from multitask.data._mtdata import MultiTaskData, TaskInfo
+from multitask.data._registry import register
 from multitask.errors import ConfigError, DataError
 
 YEAST_REQUIREMENT = "river==0.26.1"
@@ -17,6 +18,13 @@ YEAST_FEATURES = 103
 YEAST_LABELS = 14
 
 
+@register(
+    "yeast",
+    tasks={f"class{i}": "binary" for i in range(1, YEAST_LABELS + 1)},
+    input="features",
+    task_arguments=("multilabel",),
+    description="yeast genes (MULAN): 14 functional classes, one binary task each, from 103 features",
+)
 def load_yeast(
     *, multilabel: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.38, seed: int = 0
 ) -> MultiTaskData:
