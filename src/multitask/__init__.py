@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from multitask._backward import BackwardResult, backward
     from multitask.strategy import Strategy
     from multitask.tasks import Task, TaskLosses, task_losses
-    from multitask.training import Trainer
+    from multitask.training import Trainer, TrainerOptions
 
-__all__ = ["BackwardResult", "Strategy", "Task", "TaskLosses", "Trainer", "backward", "task_losses"]
+__all__ = ["BackwardResult", "Strategy", "Task", "TaskLosses", "Trainer", "TrainerOptions", "backward", "task_losses"]
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -39,6 +39,7 @@ _LAZY = {
     "Task": "multitask.tasks",
     "TaskLosses": "multitask.tasks",
     "Trainer": "multitask.training",
+    "TrainerOptions": "multitask.training",
     "backward": "multitask._backward",
     "task_losses": "multitask.tasks",
 }

@@ -1,5 +1,7 @@
-"""The training loop, its callbacks and checkpoints."""
+"""The training loop, its options, its callbacks (and the `TrainerView` they read) and checkpoints."""
 
+from multitask.training._data import Data
+from multitask.training._view import TrainerView
 from multitask.training.callbacks import (
     AdversaryLogger,
     AggregationWeightLogger,
@@ -13,6 +15,7 @@ from multitask.training.callbacks import (
     plot_curves,
 )
 from multitask.training.checkpoint import load_checkpoint, save_checkpoint
+from multitask.training.options import TrainerOptions
 from multitask.training.progress import ProgressBar, RunProgress
 from multitask.training.trainer import Trainer
 
@@ -21,6 +24,7 @@ __all__ = [
     "AggregationWeightLogger",
     "Callback",
     "CurvePlot",
+    "Data",
     "EpochMeanLogger",
     "GateLogger",
     "MetricsLogger",
@@ -29,6 +33,8 @@ __all__ = [
     "StepResult",
     "TensorBoardLogger",
     "Trainer",
+    "TrainerOptions",
+    "TrainerView",
     "load_checkpoint",
     "plot_curves",
     "save_checkpoint",

@@ -16,18 +16,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from multitask.data import LazyDataset
-from multitask.data._dataset import ArrayDataset, Batch, as_array_dataset
-from multitask.data._external import LoaderSteps, MultiLoaderSteps, stream_loader
-from multitask.data._loaders import MultiInputLoader, Sampling, SingleInputLoader
-from multitask.data._pipeline import (
+from multitask.data import (
+    ArrayDataset,
+    Batch,
     BatchReader,
+    LazyDataset,
     LoaderOptions,
+    LoaderSteps,
+    MultiInputLoader,
+    MultiLoaderSteps,
     Request,
+    Sampling,
+    SingleInputLoader,
     Transform,
+    as_array_dataset,
     as_batch,
     batch_seed,
     is_map_dataset,
+    stream_loader,
 )
 from multitask.errors import ConfigError, DataError
 from multitask.tasks import Task
@@ -231,6 +237,14 @@ class TaskData:
             maps = {name: s for name, s in sources.items() if not isinstance(s, DataLoader | IterableDataset)}
             self._eval_reader = BatchReader(maps, self.options)
         return self._eval_reader
+
+
+def loader_length(loader: StepLoader) -> int | None:
+    """Steps per epoch; None for a stream without a length."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
 
 
 def _in_order(source: str, rows: int, batch_size: int) -> Iterator[Request]:

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from multitask.data._loaders import Step
+from multitask.data import Step
 from multitask.errors import DistributedError
+from multitask.training._view import TrainerView
 from multitask.training.distributed import Distributed
 
 if TYPE_CHECKING:
     from multitask.training._data import TaskData
-    from multitask.training.trainer import Trainer
 
 Collected = list[tuple[int, str, tuple[Tensor, Tensor, Tensor]]]
 
@@ -99,7 +99,7 @@ class DistributedStep:
         return vector, values, {name: round(float(c)) for name, c in zip(task_names, global_counts, strict=True)}
 
     # ------------------------------------------------------------------ checks and state
-    def start(self, trainer: Trainer, train: TaskData, val: TaskData | None, num_steps: int | None) -> None:
+    def start(self, trainer: TrainerView, train: TaskData, val: TaskData | None, num_steps: int | None) -> None:
         """At the start of `fit`: check that every process runs the same set-up, then copy rank 0's weights.
 
         Raises:

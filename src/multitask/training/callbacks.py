@@ -9,16 +9,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic
 
 import torch
+from typing_extensions import TypeVar
 
-from multitask.data._loaders import Step
+from multitask.data import Step
 from multitask.models import SharedPrivate
+from multitask.training._view import TrainerView
 from multitask.training.checkpoint import atomic_write_bytes
 
-if TYPE_CHECKING:
-    from multitask.training.trainer import Trainer
+#: The trainer a callback's hooks are typed against: any `TrainerView` (a plain ``Callback``'s hooks take any trainer).
+TrainerT = TypeVar("TrainerT", bound=TrainerView, default=Any, contravariant=True)
 
 
 @dataclass(frozen=True)
@@ -33,33 +35,38 @@ class StepResult:
     skipped: bool = False
 
 
-class Callback:
-    """Hooks are no-ops; override the ones you need. Whatever `state_dict` returns goes into checkpoints."""
+class Callback(Generic[TrainerT]):
+    """Hooks are no-ops; override the ones you need. Whatever `state_dict` returns goes into checkpoints.
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    The `Trainer` calls the hooks with itself. A plain ``Callback`` subclass may annotate it as it
+    likes (``trainer: Trainer``); ``Callback[TrainerView]``, as the library's own callbacks are, has
+    the type checker hold the hooks to what `TrainerView` offers, so that they run under any trainer.
+    """
+
+    def on_fit_start(self, trainer: TrainerT) -> None:
         """Before the first step (also when resuming)."""
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int | None, first_step: int) -> None:
+    def on_epoch_start(self, trainer: TrainerT, epoch: int, num_steps: int | None, first_step: int) -> None:
         """Before the first step of an epoch (``first_step > 0`` when resuming inside it; ``num_steps`` None
         when the training data is a stream of unknown length)."""
 
-    def on_step_start(self, trainer: Trainer, groups: Step) -> None:
+    def on_step_start(self, trainer: TrainerT, groups: Step) -> None:
         """Before each optimisation step, with its batches ``[(batch, task names), ...]`` (on their original device).
 
         A callback that runs the model here (e.g. a gradient probe) must leave no trace on the step:
         restore the model's mode, clear the gradients it made, and fork the RNG if it draws.
         """
 
-    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+    def on_step_end(self, trainer: TrainerT, step: StepResult) -> None:
         """After each optimisation step."""
 
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerT, record: Mapping[str, float]) -> None:
         """After validation, with the epoch's record (also appended to ``trainer.history``)."""
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerT) -> None:
         """After the last epoch or early stop."""
 
-    def on_status(self, trainer: Trainer, text: str) -> None:
+    def on_status(self, trainer: TrainerT, text: str) -> None:
         """When the trainer works outside the steps: ``text`` says at what (``preparing data``, ``validating``,
         ``saving checkpoint``, ...; the progress display shows it)."""
 
@@ -78,7 +85,7 @@ def _history_columns(history: Sequence[Mapping[str, float]]) -> list[str]:
     return columns
 
 
-class EpochMeanLogger(Callback):
+class EpochMeanLogger(Callback[TrainerView]):
     """Base of the loggers that add per-epoch means to the epoch's record (``trainer.history[-1]``).
 
     Subclasses call `add` during the epoch with a key, a value and its weight; at the epoch's end
@@ -96,11 +103,11 @@ class EpochMeanLogger(Callback):
         self._sums[key] = self._sums.get(key, 0.0) + value
         self._counts[key] = self._counts.get(key, 0.0) + count
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_steps: int | None, first_step: int) -> None:
+    def on_epoch_start(self, trainer: TrainerView, epoch: int, num_steps: int | None, first_step: int) -> None:
         if first_step == 0:
             self._sums, self._counts = {}, {}
 
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, record: Mapping[str, float]) -> None:
         if trainer.history:
             trainer.history[-1].update(
                 {
@@ -125,7 +132,7 @@ class GateLogger(EpochMeanLogger):
     for models without gates. Its running sums are checkpointed, so a resumed epoch's means are exact.
     """
 
-    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+    def on_step_end(self, trainer: TrainerView, step: StepResult) -> None:
         gates = trainer.model.last_gates()
         if trainer.distributed is not None and gates:  # the means over the global batch: sums and row counts
             rows = [
@@ -149,7 +156,7 @@ class AggregationWeightLogger(EpochMeanLogger):
     steps where the task was present (NaN if it never was). Its running sums are checkpointed.
     """
 
-    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+    def on_step_end(self, trainer: TrainerView, step: StepResult) -> None:
         weights = trainer.aggregation_weights
         if weights is None or step.skipped:
             return
@@ -173,7 +180,7 @@ class AdversaryLogger(EpochMeanLogger):
         self.directory = directory
         self._coefficient = math.nan
 
-    def on_step_end(self, trainer: Trainer, step: StepResult) -> None:
+    def on_step_end(self, trainer: TrainerView, step: StepResult) -> None:
         if step.skipped:
             return
         adversary = trainer.strategy.adversary
@@ -185,12 +192,12 @@ class AdversaryLogger(EpochMeanLogger):
         if isinstance(trainer.model, SharedPrivate) and trainer.model.last_orthogonality is not None:
             self.add("model/orthogonality", float(trainer.model.last_orthogonality))
 
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, record: Mapping[str, float]) -> None:
         super().on_epoch_end(trainer, record)
         if trainer.history and trainer.strategy.adversary is not None:
             trainer.history[-1]["adversary/coefficient"] = self._coefficient
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         if self.directory is not None and trainer.history:
             from multitask.adversarial import plot_adversary
 
@@ -204,7 +211,7 @@ class AdversaryLogger(EpochMeanLogger):
         self._coefficient = state["coefficient"]
 
 
-class MetricsLogger(Callback):
+class MetricsLogger(Callback[TrainerView]):
     """Writes the whole history to ``metrics.csv`` and ``metrics.jsonl`` in the run folder after each epoch.
 
     The files are rewritten atomically from ``trainer.history``, so a resumed run never shows a
@@ -214,7 +221,7 @@ class MetricsLogger(Callback):
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, record: Mapping[str, float]) -> None:
         write_history(trainer.history, self.directory)
 
 
@@ -233,7 +240,7 @@ def write_history(history: Sequence[Mapping[str, float]], directory: Path) -> No
     atomic_write_bytes(directory / "metrics.jsonl", lines.encode())
 
 
-class TensorBoardLogger(Callback):
+class TensorBoardLogger(Callback[TrainerView]):
     """Epoch scalars to TensorBoard (``RUN_DIR/tensorboard``); created only when tensorboard is installed."""
 
     def __init__(self, directory: Path) -> None:
@@ -241,14 +248,14 @@ class TensorBoardLogger(Callback):
 
         self._writer = SummaryWriter(log_dir=str(directory))
 
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, record: Mapping[str, float]) -> None:
         epoch = int(record["epoch"])
         for key, value in record.items():
             if key != "epoch" and not math.isnan(value):
                 self._writer.add_scalar(key, value, epoch)
         self._writer.flush()
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         self._writer.close()
 
 
@@ -259,13 +266,13 @@ def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
-class CurvePlot(Callback):
+class CurvePlot(Callback[TrainerView]):
     """At the end of training, ``curves.png``: per task, losses and validation metrics; then the task weights."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         if trainer.history:
             aggregation = trainer.strategy.aggregation
             name = type(aggregation).__name__ if aggregation is not None else None

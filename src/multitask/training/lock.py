@@ -15,13 +15,13 @@ from pathlib import Path
 from types import TracebackType
 
 from multitask.errors import ConfigError, os_reason
+from multitask.layout import LOCK_FILE
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-LOCK_FILE = ".lock"
 _HELD: set[str] = set()  # the lock files this process holds
 
 
