@@ -18,9 +18,10 @@ from scipy.io import savemat
 from scipy.sparse import csc_matrix
 from torch import nn
 
+from multitask import data
 from multitask.adversarial import BagOfEmbeddings
 from multitask.cli import main
-from multitask.config import MOVIE_REVIEWS_TASKS, NEWSGROUP_TASKS, parse_config
+from multitask.config import parse_config
 from multitask.data import MultiTaskData
 from multitask.data._newsgroup import NEWSGROUP_FILES
 from multitask.errors import ConfigError, DataError
@@ -84,9 +85,14 @@ def no_curves(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("multitask.training.callbacks.plot_curves", lambda *args, **kwargs: None)
 
 
-def test_the_task_names_are_the_loaders() -> None:
-    assert tuple(NEWSGROUP_FILES) == NEWSGROUP_TASKS
-    assert MOVIE_REVIEWS_TASKS == ("imdb", "rotten_tomatoes")  # the sources of the movie-reviews package's file
+def test_the_config_reads_the_task_names_the_loaders_declare() -> None:
+    assert tuple(data.info("newsgroup").tasks or ()) == tuple(NEWSGROUP_FILES)
+    raw = {
+        "data": {"type": "movie_reviews"},
+        "tasks": [{"name": "imdb", "kind": "binary"}, {"name": "yelp", "kind": "binary"}],
+    }
+    with pytest.raises(ConfigError, match=r"movie_reviews has tasks imdb, rotten_tomatoes; unknown: yelp"):
+        parse_config(raw)
 
 
 def test_adversarial_shared_private_trains_from_a_config_file(

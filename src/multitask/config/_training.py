@@ -1,0 +1,86 @@
+"""The ``training`` section: budget, optimiser, schedule and loop options."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from multitask._device import check_device
+from multitask.config._common import StrictModel
+from multitask.errors import ConfigError
+
+
+class OptimizerConfig(StrictModel):
+    """The optimiser and its learning rate."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+
+
+class SchedulerConfig(StrictModel):
+    """A learning-rate schedule stepped every epoch."""
+
+    name: Literal["cosine", "step"]
+    step_size: int = Field(default=10, gt=0)
+    gamma: float = Field(default=0.1, gt=0)
+
+
+class TrainingConfig(StrictModel):
+    """The training budget and loop options (see `multitask.Trainer`).
+
+    ``batch_size``: rows per batch, or ``{task: rows}`` for multi-input data. ``sampling``,
+    ``temperature``, ``tasks_per_step``, ``steps_per_epoch``: which tasks each step of multi-input data
+    draws (`multitask.data.TaskSchedule`; the temperature rule draws task t with probability ∝ n_t^(1/τ)).
+    ``num_workers``, ``pin_memory``, ``prefetch_factor``, ``persistent_workers``: how the data is read
+    (`multitask.data.LoaderOptions`; with workers, images are decoded in worker processes).
+    """
+
+    epochs: int = Field(default=10, gt=0)
+    batch_size: Annotated[int, Field(gt=0)] | dict[str, Annotated[int, Field(gt=0)]] = 256
+    eval_batch_size: int = Field(default=4096, gt=0)
+    sampling: Literal["round_robin", "proportional", "uniform", "temperature"] = "round_robin"
+    temperature: float | None = Field(default=None, gt=0)
+    tasks_per_step: int | None = Field(default=None, gt=0)
+    steps_per_epoch: int | None = Field(default=None, gt=0)
+    num_workers: int = Field(default=0, ge=0)
+    pin_memory: bool = False
+    prefetch_factor: int | None = Field(default=None, ge=1)
+    persistent_workers: bool = False
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig | None = None
+    grad_clip: float | None = Field(default=None, gt=0)
+    mixed_precision: bool = False
+    monitor: str | None = None
+    patience: int | None = Field(default=None, gt=0)
+    checkpoint_every: int | None = Field(default=None, gt=0)
+    on_nonfinite: Literal["raise", "skip"] = "raise"
+    device: str | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _a_device_here(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_device(value)
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_loading(self) -> TrainingConfig:
+        if (self.sampling == "temperature") != (self.temperature is not None):
+            raise ValueError(
+                "sampling: temperature and a temperature τ go together (τ = 1: proportional, inf: uniform)"
+            )
+        if self.num_workers == 0 and (self.prefetch_factor is not None or self.persistent_workers):
+            raise ValueError("prefetch_factor and persistent_workers need worker processes: set num_workers > 0")
+        if isinstance(self.batch_size, dict) and not self.batch_size:
+            raise ValueError("batch_size: give one size, or a size for every task")
+        return self
