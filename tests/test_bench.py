@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from multitask import bench, models
+from multitask import models
 from multitask.cli import main
 from multitask.errors import ConfigError
+from multitask.experiment import bench
 
 ROOT = Path(__file__).parents[1]
 needs_adult = pytest.mark.skipif(

@@ -266,7 +266,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from multitask.bench import default_jobs, load_bench_config, print_progress, run_bench
+    from multitask.experiment.bench import default_jobs, load_bench_config, print_progress, run_bench
 
     config = load_bench_config(args.config, quick=args.quick)
     output = args.output or Path("runs") / f"bench-{args.config.stem}{'-quick' if args.quick else ''}"
