@@ -37,15 +37,13 @@ from multitask.analysis import (
     build_report,
     gate_usage,
     negative_transfer_from_comparisons,
-    pareto_sweep,
     selected_features,
     synthetic_task_groups,
     task_clusters,
-    train_groups,
 )
-from multitask.baselines import compare
 from multitask.linear import LeastSquaresClustered, LeastSquaresL21
 from multitask.models import MLP, HardSharing, MMoE
+from multitask.studies import compare, pareto_sweep, train_groups
 
 
 def matrix(title: str, names: list[str], values: np.ndarray) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class MultitaskError(Exception):
     """Base class of every error raised on purpose by `multitask`."""
@@ -64,3 +66,13 @@ class TargetError(DataError):
         """The same error with the config's field for the fix (``path``: the task's, e.g. ``tasks[0]``)."""
         where = f"{path} ({self.task})" + (f": {self.where}" if self.where else "")
         return TargetError(self.problem, task=self.task, field=f"{path}.{self.field}", fix=self.fix, where=where)
+
+
+def check_number(name: str, value: object, *, minimum: float = 0.0, strict: bool = True) -> float:
+    """``value`` as a float; `ConfigError` unless it is a finite number above (or at) ``minimum``."""
+    relation = ">" if strict else ">="
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number {relation} {minimum:g}; got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ConfigError(f"{name} must be {relation} {minimum:g}; got {value!r}")
+    return float(value)

@@ -17,11 +17,10 @@ from multitask.analysis import (
     TaskAffinity,
     TaskAffinityMonitor,
     lookahead_affinity,
-    pairwise_transfer,
     synthetic_task_groups,
-    train_groups,
 )
 from multitask.errors import ConfigError, DataError
+from multitask.studies import pairwise_transfer, train_groups
 
 
 def _manual_lookahead(clones: list[torch.nn.Module], tasks: list, batch: dict, lr: float) -> np.ndarray:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
+from multitask._plots import pyplot, separating_decimals
 from multitask.analysis import Comparison
-from multitask.analysis._plots import pyplot, separating_decimals
 from multitask.errors import DataError
 
 DIRECTIONS = {"income": {"auc": True, "log_loss": False}, "marital": {"auc": True, "log_loss": False}}

@@ -14,11 +14,11 @@ from multitask.analysis import (
     ParetoPoint,
     hypervolume,
     nondominated,
-    pareto_sweep,
     preference_grid,
     synthetic_task_groups,
 )
 from multitask.errors import ConfigError
+from multitask.studies import pareto_sweep
 
 
 def test_preference_grid_is_positive_and_sums_to_one() -> None:

@@ -13,11 +13,11 @@ from _analysis_runs import joint_run
 from multitask.analysis import (
     NegativeTransferReport,
     confidence_interval,
-    detect_negative_transfer,
     negative_transfer,
     synthetic_task_groups,
 )
 from multitask.errors import ConfigError, DataError
+from multitask.studies import detect_negative_transfer
 
 
 def test_t_interval_by_hand() -> None:

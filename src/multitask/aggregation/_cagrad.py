@@ -10,7 +10,7 @@ from scipy.optimize import minimize
 from torch import Tensor
 
 from multitask.aggregation._base import GramianAggregator, registry, warn
-from multitask.weighting._base import check_number
+from multitask.errors import check_number
 
 
 @registry.register("cagrad")

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from multitask.aggregation._base import GramianAggregator, registry
-from multitask.weighting._base import check_number
+from multitask.errors import check_number
 
 
 @registry.register("gradvac")

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from multitask.aggregation._base import GramianAggregator, registry, warn
-from multitask.weighting._base import check_number
+from multitask.errors import check_number
 
 
 @registry.register("nash_mtl")

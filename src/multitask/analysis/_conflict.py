@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multitask.analysis._plots import heatmap, nan_mean, pyplot, save_png
+from multitask._plots import heatmap, nan_mean, pyplot, save_png
 from multitask.analysis._probe import (
     check_every,
     named_shared_parameters,
@@ -21,16 +21,15 @@ from multitask.analysis._probe import (
     release_step_gradients,
     step_gradients,
 )
-from multitask.data._loaders import Step
+from multitask.data import Step
 from multitask.errors import DataError, ShapeError
 from multitask.jacobian import JacobianEngine
+from multitask.layout import CONFLICT_FILE
 from multitask.training.callbacks import Callback, StepResult
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:
     from multitask.training.trainer import Trainer
-
-CONFLICT_FILE = "conflict.jsonl"
 
 
 def gradient_conflict(jacobian: Tensor) -> tuple[Tensor, Tensor]:

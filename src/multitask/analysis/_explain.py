@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from multitask.analysis._plots import heatmap, pyplot, save_png
-from multitask.data import ArrayDataset
-from multitask.data._loaders import iter_batches
+from multitask._plots import heatmap, pyplot, save_png
+from multitask.data import ArrayDataset, iter_batches
 from multitask.errors import ConfigError, DataError
 from multitask.models import MultiTaskModel
 

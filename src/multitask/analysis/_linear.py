@@ -16,14 +16,14 @@ import torch
 from torch import Tensor
 
 import multitask.linear as lin
+from multitask._plots import heatmap, pyplot, save_png
 from multitask.analysis._explain import FeatureSelection, selected_features, task_clusters
-from multitask.analysis._plots import heatmap, pyplot, save_png
-from multitask.data._dataset import ArrayDataset, as_array_dataset
+from multitask.data import ArrayDataset, as_array_dataset
 from multitask.errors import ConfigError, DataError, ShapeError, UnknownNameError
+from multitask.layout import LINEAR_FILE
 from multitask.tasks import Task
 from multitask.training.checkpoint import atomic_write_bytes
 
-LINEAR_FILE = "linear.json"
 LINEAR_ESTIMATORS: dict[str, tuple[type[Any], type[Any]]] = {
     "lasso": (lin.LeastSquaresLasso, lin.LogisticLasso),
     "l21": (lin.LeastSquaresL21, lin.LogisticL21),

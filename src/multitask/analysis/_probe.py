@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from multitask.data._loaders import Step
+from multitask.data import Step
 from multitask.errors import ConfigError
 from multitask.jacobian import JacobianEngine
 from multitask.models import MultiTaskModel

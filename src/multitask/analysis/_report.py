@@ -15,19 +15,28 @@ from typing import Any
 
 import yaml
 
-from multitask.analysis._affinity import AFFINITY_FILE, TaskAffinity
-from multitask.analysis._comparison import COMPARISON_FILE, RESULTS_FILE, Comparison
-from multitask.analysis._conflict import CONFLICT_FILE, ConflictHistory
+from multitask._plots import pyplot, save_png
+from multitask.analysis._affinity import TaskAffinity
+from multitask.analysis._conflict import ConflictHistory
 from multitask.analysis._explain import gate_history, plot_gate_usage
-from multitask.analysis._linear import LINEAR_FILE, LinearRun
-from multitask.analysis._pareto import PARETO_FILE, ParetoFront
-from multitask.analysis._plots import pyplot, save_png
-from multitask.analysis._transfer import TRANSFER_FILE, NegativeTransferReport
+from multitask.analysis._linear import LinearRun
+from multitask.analysis._pareto import ParetoFront
+from multitask.analysis._transfer import NegativeTransferReport
+from multitask.comparison import Comparison
 from multitask.errors import ConfigError, DataError
+from multitask.layout import (
+    AFFINITY_FILE,
+    COMPARISON_FILE,
+    CONFLICT_FILE,
+    LINEAR_FILE,
+    PARETO_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
+    TRANSFER_FILE,
+)
 from multitask.training.callbacks import plot_curves
 from multitask.training.checkpoint import atomic_write_bytes
 
-REPORT_FILE = "report.html"
 _SKIP = {"checkpoints", "tensorboard"}
 _RUNS = "Training runs: per-task curves, metrics, task weights and gates"
 _MAX_DEPTH = 4  # run/seed-0/stl/task/metrics.jsonl

@@ -10,22 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from torch import nn
 
+from multitask._plots import pyplot, save_png
 from multitask.analysis._affinity import TaskAffinity
-from multitask.analysis._comparison import Comparison
 from multitask.analysis._conflict import ConflictHistory
-from multitask.analysis._plots import pyplot, save_png
+from multitask.comparison import Comparison
 from multitask.errors import ConfigError, DataError
+from multitask.layout import TRANSFER_FILE
 from multitask.metrics import delta_m
-from multitask.tasks import Task
 from multitask.training.checkpoint import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from multitask.baselines import ModelFactory
-    from multitask.training._data import Data
+    pass
 
-TRANSFER_FILE = "negative_transfer.json"
 Interval = Literal["t", "bootstrap"]
 Results = Mapping[str, Mapping[str, float]]
 
@@ -348,54 +345,6 @@ def negative_transfer_from_comparisons(
         conflict=conflict,
         affinity=affinity,
     )
-
-
-def detect_negative_transfer(
-    encoder: nn.Module,
-    tasks: Sequence[Task],
-    train: Data,
-    val: Data | None = None,
-    test: Data | None = None,
-    *,
-    seeds: Sequence[int] = (0, 1, 2),
-    model: ModelFactory | None = None,
-    metric: Mapping[str, str] | None = None,
-    confidence: float = 0.95,
-    interval: Interval = "t",
-    run_dir: str | Path | None = None,
-    **trainer_kwargs: Any,
-) -> NegativeTransferReport:
-    """Train single-task models and the multi-task model for every seed, then judge every task.
-
-    Each seed runs `multitask.baselines.compare` (``"stl"`` and ``"mtl"``: hard sharing of ``encoder``
-    or ``model(tasks)``, same initial weights, data and budget) and the results go to
-    `negative_transfer`. With a ``run_dir`` each seed's runs go to ``seed-N/`` and the report to
-    ``negative_transfer.json``/``.md``/``.png``.
-    """
-    from multitask.baselines import compare
-
-    if len(seeds) < 2:
-        raise ConfigError(f"negative transfer needs at least two seeds for an interval; got {list(seeds)}")
-    base = Path(run_dir) if run_dir is not None else None
-    comparisons = [
-        compare(
-            encoder,
-            tasks,
-            train,
-            val,
-            test,
-            methods=("stl", "mtl"),
-            model=model,
-            seed=seed,
-            run_dir=base / f"seed-{seed}" if base is not None else None,
-            **trainer_kwargs,
-        )
-        for seed in seeds
-    ]
-    report = negative_transfer_from_comparisons(comparisons, metric=metric, confidence=confidence, interval=interval)
-    if base is not None:
-        report.write(base)
-    return report
 
 
 def _finite(value: Any) -> Any:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from multitask._registry import Registry
 from multitask.errors import ConfigError, InvalidLossError, NonFiniteLossError, ShapeError
+from multitask.errors import check_number as check_number  # re-exported for the weightings
 
 
 @dataclass(frozen=True)
@@ -132,16 +133,6 @@ def check_num_tasks(name: str, values: Sequence[object], task_names: Sequence[st
             f"{name} has {len(values)} entr{'y' if len(values) == 1 else 'ies'} but there are "
             f"{len(task_names)} tasks ({', '.join(task_names)}); give one value per task, in that order"
         )
-
-
-def check_number(name: str, value: object, *, minimum: float = 0.0, strict: bool = True) -> float:
-    """``value`` as a float; `ConfigError` unless it is a finite number above (or at) ``minimum``."""
-    relation = ">" if strict else ">="
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a number {relation} {minimum:g}; got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        raise ConfigError(f"{name} must be {relation} {minimum:g}; got {value!r}")
-    return float(value)
 
 
 def check_preference(preference: object) -> list[float]:

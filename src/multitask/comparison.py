@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multitask.analysis._plots import pyplot, save_png, separating_decimals
+from multitask._plots import pyplot, save_png, separating_decimals
 from multitask.errors import DataError
+from multitask.layout import COMPARISON_FILE, RESULTS_FILE
 from multitask.metrics import delta_m, relative_gain
 from multitask.training.checkpoint import atomic_write_bytes
 
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
 
 Results = Mapping[str, Mapping[str, float]]
 
-#: The long-format results of `Comparison.write`: ``method, task, metric, value`` (and ``std`` with seeds).
-RESULTS_FILE = "results.csv"
-#: What results.csv cannot hold, next to it: baseline, metric directions, seconds and method descriptions.
-COMPARISON_FILE = "comparison.json"
 _PANELS_PER_ROW = 3
 
 

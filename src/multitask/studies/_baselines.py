@@ -1,0 +1,338 @@
+"""Single-task and transfer baselines, trained with the same architecture and budget as the multi-task model.
+
+`compare` answers the question a user asks first: did multi-task learning help each task? It
+trains one model per task (STL), the hard-shared multi-task model (MTL) and, when asked, transfer
+runs (pretrain on a source task, fine-tune on a target), then reports every task's test metrics
+and each method's Δm% against the single-task models.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from multitask.comparison import Comparison
+from multitask.errors import ConfigError
+from multitask.layout import FINETUNE, PRETRAIN, STL, RunLayout, transfer_method
+from multitask.models import HardSharing, MultiTaskModel
+from multitask.tasks import Task
+from multitask.training import Data, Trainer
+from multitask.training.distributed import is_main_process
+from multitask.training.trainer import Results
+
+ModelFactory = Callable[[Sequence[Task]], MultiTaskModel]
+"""Builds a multi-task model from (fresh) tasks; called under a fixed seed, so its own layers start the same."""
+
+
+def fresh_copy(module: nn.Module, seed: int) -> nn.Module:
+    """A deep copy of ``module`` whose layers are re-initialised (``reset_parameters``) from ``seed``.
+
+    Every run of a comparison starts from the same initial weights, whatever ran before it.
+    """
+    clone = copy.deepcopy(module)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in clone.modules():
+            reset = getattr(layer, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return clone
+
+
+def fresh_task(task: Task, seed: int) -> Task:
+    """``task`` with a freshly initialised copy of its head."""
+    return dataclasses.replace(task, head=fresh_copy(task.head, seed))
+
+
+def _select(data: Data | None, names: Sequence[str]) -> Data | None:
+    """The part of ``data`` for ``names``: per-task data keeps those tasks' datasets, shared data stays whole."""
+    if data is None:
+        return None
+    if isinstance(data, Mapping) and data and all(not isinstance(v, torch.Tensor) for v in data.values()):
+        from multitask.data import ArrayDataset
+
+        if all(isinstance(v, ArrayDataset | Mapping) for v in data.values()):
+            return {name: data[name] for name in names if name in data}
+    return data
+
+
+@dataclass
+class RunResult:
+    """The outcome of one method: test and validation metrics per task, histories, wall time."""
+
+    method: str
+    test: Results
+    val: Results
+    histories: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _fit_and_evaluate(
+    name: str,
+    model: MultiTaskModel,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None,
+    test: Data | None,
+    run_dir: Path | None,
+    resume: bool,
+    trainer_kwargs: Mapping[str, Any],
+) -> tuple[Trainer, Results, Results, list[dict[str, float]]]:
+    trainer = Trainer(model, tasks, run_dir=run_dir, **trainer_kwargs)
+    history = trainer.fit(
+        _select(train, [t.name for t in tasks]) or {}, _select(val, [t.name for t in tasks]), resume=resume
+    )
+    val_results = trainer.evaluate(_select(val, [t.name for t in tasks]) or {}) if val is not None else {}
+    test_results = trainer.evaluate(_select(test, [t.name for t in tasks]) or {}) if test is not None else {}
+    return trainer, val_results, test_results, history
+
+
+def train_multitask(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    model: ModelFactory | None = None,
+    method: str = "mtl",
+    **trainer_kwargs: Any,
+) -> RunResult:
+    """Train one multi-task model on all ``tasks``: hard sharing of a fresh copy of ``encoder``, or ``model(tasks)``.
+
+    The tasks get freshly initialised heads; ``model`` is called under ``seed``.
+    """
+    started = time.perf_counter()
+    fresh = [fresh_task(task, seed) for task in tasks]
+    if model is None:
+        network: MultiTaskModel = HardSharing(fresh_copy(encoder, seed), fresh, input_key=input_key)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = model(fresh)
+    _, val_results, test_results, history = _fit_and_evaluate(
+        method, network, fresh, train, val, test, _path(run_dir), resume, {"seed": seed, **trainer_kwargs}
+    )
+    return RunResult(method, test_results, val_results, {method: history}, time.perf_counter() - started)
+
+
+# Options that only make sense for the multi-task model: single-task and transfer models train on the plain
+# loss (a loss weighting balances tasks; with one task it would only rescale the learning rate).
+_MTL_ONLY = ("baseline", "monitor", "strategy", "sampling", "temperature", "tasks_per_step")
+
+
+def train_single_task(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    **trainer_kwargs: Any,
+) -> RunResult:
+    """Train one model per task: the same encoder architecture and head, the same budget, that task's data only.
+
+    Each model selects its best epoch on its task's main validation metric unless ``monitor`` is given, and
+    trains on its plain loss: a ``strategy`` (loss weighting) applies to the multi-task model only.
+    """
+    started = time.perf_counter()
+    result = RunResult("stl", {}, {})
+    for task in tasks:
+        fresh = fresh_task(task, seed)
+        model = HardSharing(fresh_copy(encoder, seed), [fresh], input_key=input_key)
+        kwargs = {"seed": seed, "monitor": f"val/{task.name}/{task.main_metric}" if val is not None else None}
+        kwargs.update(_single_task_options(trainer_kwargs, task.name))
+        directory = _sub(_path(run_dir), task.name)
+        _, val_results, test_results, history = _fit_and_evaluate(
+            task.name, model, [fresh], train, val, test, directory, resume, kwargs
+        )
+        result.val.update(val_results)
+        result.test.update(test_results)
+        result.histories[task.name] = history
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def train_transfer(
+    encoder: nn.Module,
+    source: Task,
+    target: Task,
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    freeze_encoder: bool = False,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    **trainer_kwargs: Any,
+) -> RunResult:
+    """Pretrain on ``source``, then fine-tune the encoder (or only a new head, ``freeze_encoder``) on ``target``.
+
+    Both stages get the full training budget (``max_epochs`` each); the result holds the target's metrics.
+    """
+    if source.name == target.name:
+        raise ConfigError(f"transfer needs two different tasks; got {source.name!r} twice")
+    started = time.perf_counter()
+    kwargs = {k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY}
+    base = _path(run_dir)
+    pre_task = fresh_task(source, seed)
+    pretrain = HardSharing(fresh_copy(encoder, seed), [pre_task], input_key=input_key)
+    monitor = f"val/{source.name}/{source.main_metric}" if val is not None else None
+    _, _, _, pre_history = _fit_and_evaluate(
+        "pretrain",
+        pretrain,
+        [pre_task],
+        train,
+        val,
+        test=None,
+        run_dir=_sub(base, PRETRAIN),
+        resume=resume,
+        trainer_kwargs={"seed": seed, "monitor": monitor, **kwargs, **_single_task_options(kwargs, source.name)},
+    )
+    tuned_encoder = pretrain.encoder
+    if freeze_encoder:
+        for parameter in tuned_encoder.parameters():
+            parameter.requires_grad_(False)
+    post_task = fresh_task(target, seed)
+    finetune = HardSharing(tuned_encoder, [post_task], input_key=input_key)
+    monitor = f"val/{target.name}/{target.main_metric}" if val is not None else None
+    _, val_results, test_results, post_history = _fit_and_evaluate(
+        "finetune",
+        finetune,
+        [post_task],
+        train,
+        val,
+        test,
+        _sub(base, FINETUNE),
+        resume,
+        {"seed": seed, "monitor": monitor, **kwargs, **_single_task_options(kwargs, target.name)},
+    )
+    method = transfer_method(source.name, target.name)
+    histories = {PRETRAIN: pre_history, FINETUNE: post_history}
+    return RunResult(method, test_results, val_results, histories, time.perf_counter() - started)
+
+
+def _single_task_options(trainer_kwargs: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """The Trainer options of a one-task run: no multi-task options, and ``task``'s own batch size."""
+    options = {k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY}
+    if isinstance(options.get("batch_size"), Mapping):
+        options["batch_size"] = options["batch_size"][task]
+    return options
+
+
+def _path(run_dir: str | Path | None) -> Path | None:
+    return Path(run_dir) if run_dir is not None else None
+
+
+def compare(
+    encoder: nn.Module,
+    tasks: Sequence[Task],
+    train: Data,
+    val: Data | None = None,
+    test: Data | None = None,
+    *,
+    methods: Sequence[str] = ("stl", "mtl"),
+    transfer: Sequence[tuple[str, str]] = (),
+    freeze_encoder: bool = False,
+    input_key: str | Sequence[str] = "x",
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    model: ModelFactory | None = None,
+    architectures: Mapping[str, ModelFactory] | None = None,
+    **trainer_kwargs: Any,
+) -> Comparison:
+    """Train the requested methods on the same data and budget and compare them on ``test``.
+
+    Methods: ``"stl"`` (one model per task), ``"mtl"`` (hard sharing with the trainer's strategy,
+    or ``model(tasks)`` when given), one more multi-task run per entry of ``architectures``
+    (``{method name: model factory}``, e.g. ``{"mmoe": ...}``), plus one transfer run per
+    ``(source, target)`` pair in ``transfer``. When STL runs and there is validation data, the
+    multi-task models are selected on validation Δm% against the STL models (unless ``monitor``
+    is given).
+
+    Returns:
+        A `Comparison` whose ``results`` hold every method's test metrics.
+    """
+    unknown = [m for m in methods if m not in ("stl", "mtl")]
+    clashes = [name for name in architectures or {} if name in ("stl", "mtl") or name.startswith("transfer")]
+    if clashes:
+        raise ConfigError(f"architectures may not be named {clashes}: stl, mtl and transfer* name other methods")
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}; allowed: stl, mtl (transfer runs go in transfer=[...])")
+    by_name = {task.name: task for task in tasks}
+    for pair in transfer:
+        missing = [name for name in pair if name not in by_name]
+        if missing:
+            raise ConfigError(f"transfer pair {pair} names unknown task(s) {missing}; tasks are {list(by_name)}")
+    base = _path(run_dir)
+    common: dict[str, Any] = {"input_key": input_key, "seed": seed, "resume": resume, **trainer_kwargs}
+    runs: dict[str, RunResult] = {}
+    if "stl" in methods:
+        runs[STL] = train_single_task(
+            encoder,
+            tasks,
+            train,
+            val,
+            test,
+            run_dir=RunLayout(base).method(STL) if base is not None else None,
+            **common,
+        )
+    mtl_kwargs = dict(common)
+    if "stl" in runs and val is not None and "monitor" not in trainer_kwargs:
+        mtl_kwargs["baseline"] = {
+            t.name: {m: runs["stl"].val[t.name][m] for m in t.metric_fns} for t in tasks if t.name in runs["stl"].val
+        }
+    multitask_runs: dict[str, ModelFactory | None] = {"mtl": model} if "mtl" in methods else {}
+    multitask_runs.update(architectures or {})
+    for name, factory in multitask_runs.items():
+        runs[name] = train_multitask(
+            encoder, tasks, train, val, test, run_dir=_sub(base, name), model=factory, method=name, **mtl_kwargs
+        )
+    for source, target in transfer:
+        run = train_transfer(
+            encoder,
+            by_name[source],
+            by_name[target],
+            train,
+            val,
+            test,
+            freeze_encoder=freeze_encoder,
+            run_dir=RunLayout(base).method(transfer_method(source, target)) if base else None,
+            **common,
+        )
+        runs[run.method] = run
+    directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in tasks}
+    comparison = Comparison(
+        {
+            name: {t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in run.test.items()}
+            for name, run in runs.items()
+        },
+        directions,
+        seconds={name: run.seconds for name, run in runs.items()},
+    )
+    if base is not None and is_main_process():  # multi-process runs: rank 0 writes
+        comparison.write(base)
+    return comparison
+
+
+def _sub(base: Path | None, name: str) -> Path | None:
+    return base / name if base is not None else None
