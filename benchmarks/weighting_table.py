@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from multitask import Strategy, Task
-from multitask.baselines import train_multitask, train_single_task
+from multitask.studies import train_multitask, train_single_task
 from multitask.data import ArrayDataset
 from multitask.metrics import delta_m
 from multitask.models import MLP

@@ -2,7 +2,7 @@
 
 Per data set and seed, six models on the same splits, budget and selection rule:
 
-- single-task: one encoder and head per task (`multitask.baselines.train_single_task`);
+- single-task: one encoder and head per task (`multitask.studies.train_single_task`);
 - hard sharing: one shared encoder, one head per task (FS-MTL in the paper);
 - shared-private: a shared encoder plus a private encoder per task, heads on ``[s; h_t]`` (SP-MTL);
 - shared-private + orthogonality: the same with ``γ Σ_t ‖S_tᵀ H_t‖²_F``, no adversary (to tell
@@ -17,7 +17,7 @@ four 20 Newsgroups binary tasks of MALSAR (`multitask.data.load_newsgroup`, TF-I
 Encoders, each ending in a 64-unit layer with ``--activation`` (tanh by default, bounded like the
 paper's LSTM states): for reviews the mean of 64-d word vectors (`BagOfEmbeddings`) then that
 layer; for newsgroup that layer on the 2,000 TF-IDF features. The multi-task models select their
-epoch on validation Δm% against the single-task models (as `multitask.baselines.compare`); each
+epoch on validation Δm% against the single-task models (as `multitask.studies.compare`); each
 single-task model on its validation accuracy.
 
 Prints and writes into ``--output``: ``adversarial_text.md`` and ``.csv`` (test accuracy per task,
@@ -54,7 +54,7 @@ from torch import nn
 
 from multitask import Strategy, Task
 from multitask.adversarial import Adversary, BagOfEmbeddings, DANNSchedule, probe_task_accuracy, shared_features
-from multitask.baselines import RunResult, train_multitask, train_single_task
+from multitask.studies import RunResult, train_multitask, train_single_task
 from multitask.data import MultiTaskData, load_movie_reviews, load_newsgroup
 from multitask.models import HardSharing, MultiTaskModel, SharedPrivate
 
