@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from multitask import Strategy, Task
-from multitask.studies import train_multitask, train_single_task
 from multitask.data import ArrayDataset
 from multitask.metrics import delta_m
 from multitask.models import MLP
+from multitask.studies import train_multitask, train_single_task
 from multitask.weighting import create, names
 
 NEWSGROUP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "newsgroup"

@@ -54,9 +54,9 @@ from torch import nn
 
 from multitask import Strategy, Task
 from multitask.adversarial import Adversary, BagOfEmbeddings, DANNSchedule, probe_task_accuracy, shared_features
-from multitask.studies import RunResult, train_multitask, train_single_task
 from multitask.data import MultiTaskData, load_movie_reviews, load_newsgroup
 from multitask.models import HardSharing, MultiTaskModel, SharedPrivate
+from multitask.studies import RunResult, train_multitask, train_single_task
 
 NEWSGROUP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "newsgroup"
 WIDTH = 64
