@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from multitask import Strategy, Task
+from multitask import Strategy, Task, TrainerOptions
 from multitask.data import ArrayDataset
 from multitask.metrics import delta_m
 from multitask.models import MLP
@@ -83,8 +83,8 @@ def main() -> None:
         )
         width = [64, 32] if args.dataset == "census" else [64]
         encoder = MLP(num_features, width)
-        common = {"max_epochs": args.epochs, "seed": seed, "progress": False, **options}
-        stl = train_single_task(encoder, tasks, train, val, test, **common)
+        common = TrainerOptions(max_epochs=args.epochs, seed=seed, progress=False, **options)
+        stl = train_single_task(encoder, tasks, train, val, test, options=common)
         metric = {t.name: t.main_metric for t in tasks}
         directions = {t.name: {metric[t.name]: t.metric_fns[metric[t.name]].higher_is_better} for t in tasks}
         base = {t: {metric[t]: stl.test[t][metric[t]]} for t in metric}
@@ -92,7 +92,9 @@ def main() -> None:
         val_base = {t: {metric[t]: stl.val[t][metric[t]]} for t in metric}
         for name in args.methods:
             strategy = Strategy(create(name, **kwargs_for(name, len(tasks))))
-            run = train_multitask(encoder, tasks, train, val, test, strategy=strategy, baseline=val_base, **common)
+            run = train_multitask(
+                encoder, tasks, train, val, test, options=common.replace(strategy=strategy, baseline=val_base)
+            )
             result = {t: {metric[t]: run.test[t][metric[t]]} for t in metric}
             rows[name].append(
                 {**{t: result[t][metric[t]] for t in metric}, "delta_m": delta_m(result, base, directions)}

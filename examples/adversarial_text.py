@@ -48,11 +48,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
-from multitask import Strategy, Task
+from multitask import Strategy, Task, TrainerOptions
 from multitask.adversarial import Adversary, BagOfEmbeddings, DANNSchedule, probe_task_accuracy, shared_features
 from multitask.data import MultiTaskData, load_movie_reviews, load_newsgroup
 from multitask.models import HardSharing, MultiTaskModel, SharedPrivate
@@ -118,22 +117,18 @@ def settings(dataset: str, seed: int, args: argparse.Namespace) -> list[Setting]
 def run_seed(setting: Setting, seed: int, args: argparse.Namespace) -> dict[str, Outcome]:
     data = setting.data
     assert isinstance(data.train, dict) and isinstance(data.val, dict) and isinstance(data.test, dict)
-    common: dict[str, Any] = {
-        "input_key": setting.input_key,
-        "seed": seed,
-        "max_epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "progress": False,
-        "device": "cpu",
-    }
+    options = TrainerOptions(
+        seed=seed, max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, progress=False, device="cpu"
+    )
     tasks = data.make_tasks(WIDTH)
     outcomes: dict[str, Outcome] = {}
     started = time.perf_counter()
-    stl = train_single_task(setting.encoder(), tasks, data.train, data.val, data.test, **common)
+    stl = train_single_task(
+        setting.encoder(), tasks, data.train, data.val, data.test, input_key=setting.input_key, options=options
+    )
     outcomes["single-task"] = Outcome(_accuracy(stl), seconds=time.perf_counter() - started)
     baseline = {name: {"accuracy": stl.val[name]["accuracy"]} for name in data.tasks}
-    multitask = {**common, "baseline": baseline}
+    multitask = options.replace(baseline=baseline)
 
     def shared_private(gamma: float) -> Callable[[Sequence[Task]], MultiTaskModel]:
         def build(fresh: Sequence[Task]) -> MultiTaskModel:
@@ -160,8 +155,8 @@ def run_seed(setting: Setting, seed: int, args: argparse.Namespace) -> dict[str,
             data.test,
             model=_capturing(factory, setting, captured),
             method=method,
-            strategy=Strategy(adversary=adversary),
-            **multitask,
+            input_key=setting.input_key,
+            options=multitask.replace(strategy=Strategy(adversary=adversary)),
         )
         history = run.histories[method]
         probe = probe_task_accuracy(captured[0], data.train, data.test, seed=seed)

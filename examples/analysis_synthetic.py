@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from multitask import Trainer
+from multitask import Trainer, TrainerOptions
 from multitask.analysis import (
     GradientConflictMonitor,
     TaskAffinityMonitor,
@@ -61,7 +61,7 @@ def main() -> None:
     started = time.perf_counter()
     torch.set_num_threads(1)
     out = args.output
-    options = {"batch_size": 10, "lr": 1e-2, "max_epochs": 10, "progress": False}
+    options = TrainerOptions(batch_size=10, lr=1e-2, max_epochs=10, progress=False)
 
     # 1. one joint run: gradient conflict and look-ahead affinity
     joint = synthetic_task_groups(300, seed=0)
@@ -95,7 +95,14 @@ def main() -> None:
     train, test = small.data.subset(torch.arange(60)), small.data.subset(torch.arange(60, 460))
     comparisons = [
         compare(
-            small.encoder(), small.tasks(), train, None, test, seed=s, run_dir=out / "transfer" / f"seed-{s}", **options
+            small.encoder(),
+            small.tasks(),
+            train,
+            None,
+            test,
+            seed=s,
+            run_dir=out / "transfer" / f"seed-{s}",
+            options=options,
         )
         for s in range(args.seeds)
     ]
@@ -106,13 +113,13 @@ def main() -> None:
     # 3. train the recommended groups
     grouping = affinity.affinity.group(3)
     grouped = train_groups(
-        small.encoder(), small.tasks(), grouping, train, None, test, run_dir=out / "groups", **options
+        small.encoder(), small.tasks(), grouping, train, None, test, run_dir=out / "groups", options=options
     )
     print(f"\ngroups {grouping} against single-task and all-in-one (test MSE):\n{grouped.to_markdown(['mse'])}")
 
     # 4. trade-off sweep on the conflicting pair a0 / adv
     pair = [t for t in small.tasks() if t.name in ("a0", "adv")]
-    equal = compare(small.encoder(), pair, train, None, test, methods=("mtl",), **options).results["mtl"]
+    equal = compare(small.encoder(), pair, train, None, test, methods=("mtl",), options=options).results["mtl"]
     front = pareto_sweep(
         small.encoder(),
         pair,
@@ -123,7 +130,7 @@ def main() -> None:
         others={"equal weights": {t: equal[t]["mse"] for t in ("a0", "adv")}},
         stch_options={"warmup_epochs": 1},
         run_dir=out / "pareto",
-        **options,
+        options=options,
     )
     print(
         "\ntrade-off a0 vs adv (test MSE), hypervolume against reference",

@@ -9,12 +9,15 @@ import pytest
 import torch
 
 from conftest import make_tasks, make_two_task_data
-from multitask.baselines import compare, fresh_copy, train_single_task, train_transfer
+from multitask.baselines import compare, fresh_copy, train_multitask, train_single_task, train_transfer
 from multitask.data import ArrayDataset
 from multitask.errors import ConfigError
 from multitask.metrics import delta_m
 from multitask.models import MLP
+from multitask.strategy import Strategy
+from multitask.training import TrainerOptions
 from multitask.training.checkpoint import load_checkpoint
+from multitask.weighting import Linear
 
 
 def _splits() -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
@@ -40,7 +43,12 @@ def test_fresh_copy_reinitialises_deterministically_and_leaves_the_original() ->
 def test_single_task_models_each_see_only_their_task() -> None:
     train, val, test = _splits()
     result = train_single_task(
-        MLP(8, [16]), make_tasks(), train, val, test, max_epochs=5, progress=False, lr=3e-3, batch_size=32
+        MLP(8, [16]),
+        make_tasks(),
+        train,
+        val,
+        test,
+        options=TrainerOptions(max_epochs=5, progress=False, lr=3e-3, batch_size=32),
     )
     assert set(result.test) == {"cls", "reg"}
     assert set(result.histories) == {"cls", "reg"}
@@ -59,8 +67,7 @@ def test_transfer_with_a_frozen_encoder_only_trains_the_new_head(tmp_path: Path)
         test,
         freeze_encoder=True,
         run_dir=tmp_path,
-        max_epochs=3,
-        progress=False,
+        options=TrainerOptions(max_epochs=3, progress=False),
     )
     assert result.method == "transfer:cls->reg"
     assert set(result.test) == {"reg"}
@@ -87,8 +94,7 @@ def test_compare_reports_delta_m_against_single_task_models(tmp_path: Path) -> N
         val,
         test,
         run_dir=tmp_path,
-        max_epochs=3,
-        progress=False,
+        options=TrainerOptions(max_epochs=3, progress=False),
         transfer=[("cls", "reg")],
     )
     assert comparison.methods == ["stl", "mtl", "transfer:cls->reg"]
@@ -115,3 +121,40 @@ def test_compare_rejects_unknown_methods_and_pairs() -> None:
         compare(MLP(8, [16]), make_tasks(), train, methods=["mmoe"])
     with pytest.raises(ConfigError, match="unknown task"):
         compare(MLP(8, [16]), make_tasks(), train, transfer=[("cls", "nope")])
+
+
+def _budget() -> TrainerOptions:
+    return TrainerOptions(max_epochs=2, progress=False, batch_size=64)
+
+
+def test_the_deprecated_keyword_form_warns_and_trains_as_the_options_do() -> None:
+    train, val, test = _splits()
+    with_options = train_multitask(MLP(8, [16]), make_tasks(), train, val, test, seed=4, options=_budget())
+    with pytest.warns(DeprecationWarning, match=r"options=TrainerOptions\(batch_size=\.\.\., max_epochs=\.\.\."):
+        with_keywords = train_multitask(
+            MLP(8, [16]), make_tasks(), train, val, test, seed=4, max_epochs=2, progress=False, batch_size=64
+        )
+    assert with_keywords.test == with_options.test
+    with pytest.raises(ConfigError, match=r"unknown Trainer option.*max_epoch"), pytest.warns(DeprecationWarning):
+        train_multitask(MLP(8, [16]), make_tasks(), train, max_epoch=2)
+
+
+def test_single_task_runs_leave_the_multitask_options_out() -> None:
+    # a weighting of 1.8·L on a task would change its training (a 1.8× learning rate); the single-task
+    # models train on the plain loss, so the strategy must not reach them
+    train, val, test = _splits()
+    plain = train_single_task(MLP(8, [16]), make_tasks(), train, val, test, options=_budget())
+    weighted = _budget().replace(strategy=lambda: Strategy(weighting=Linear([0.9, 0.1])), sampling="uniform")
+    assert train_single_task(MLP(8, [16]), make_tasks(), train, val, test, options=weighted).test == plain.test
+    multitask_plain = train_multitask(MLP(8, [16]), make_tasks(), train, val, test, options=_budget())
+    multitask_weighted = train_multitask(MLP(8, [16]), make_tasks(), train, val, test, options=weighted)
+    assert multitask_weighted.test != multitask_plain.test  # the same options do reach a multi-task model
+
+
+def test_a_study_seed_replaces_the_options_seed_and_defaults_to_it() -> None:
+    train, val, test = _splits()
+    by_argument = train_multitask(MLP(8, [16]), make_tasks(), train, val, test, seed=3, options=_budget())
+    by_options = train_multitask(MLP(8, [16]), make_tasks(), train, val, test, options=_budget().replace(seed=3))
+    other = train_multitask(MLP(8, [16]), make_tasks(), train, val, test, seed=0, options=_budget().replace(seed=3))
+    assert by_argument.test == by_options.test
+    assert other.test != by_options.test

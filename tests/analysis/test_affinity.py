@@ -21,6 +21,7 @@ from multitask.analysis import (
 )
 from multitask.errors import ConfigError, DataError
 from multitask.studies import pairwise_transfer, train_groups
+from multitask.training import TrainerOptions
 
 
 def _manual_lookahead(clones: list[torch.nn.Module], tasks: list, batch: dict, lr: float) -> np.ndarray:
@@ -102,7 +103,11 @@ def test_pairwise_transfer_signs_on_the_adversarial_pair() -> None:
     tasks = [t for t in problem.tasks() if t.name in ("a0", "a1", "adv")]
     train, val = problem.data.subset(torch.arange(60)), problem.data.subset(torch.arange(60, 460))
     matrix = pairwise_transfer(
-        problem.encoder(), tasks, train, val, max_epochs=10, batch_size=10, lr=1e-2, progress=False
+        problem.encoder(),
+        tasks,
+        train,
+        val,
+        options=TrainerOptions(max_epochs=10, batch_size=10, lr=1e-2, progress=False),
     )
     assert matrix.kind == "pairwise" and matrix.samples == 3
     a = {(s, t): matrix.array()[i, j] for i, s in enumerate(matrix.task_names) for j, t in enumerate(matrix.task_names)}
@@ -118,8 +123,8 @@ def test_train_groups_runs_each_group_and_reports_every_task() -> None:
     grouping = TaskAffinity(
         problem.task_names, _block_affinity(problem.task_names, problem.true_groups).tolist()
     ).group(3)
-    options = {"batch_size": 10, "lr": 1e-2, "progress": False}
-    comparison = train_groups(problem.encoder(), problem.tasks(), grouping, train, None, test, max_epochs=6, **options)
+    options = TrainerOptions(max_epochs=6, batch_size=10, lr=1e-2, progress=False)
+    comparison = train_groups(problem.encoder(), problem.tasks(), grouping, train, None, test, options=options)
     assert comparison.methods == ["stl", "mtl", "groups"]
     assert set(comparison.results["groups"]) == set(problem.task_names)
     # the adversarial task trained alone matches its single-task model exactly (same seed, same run)

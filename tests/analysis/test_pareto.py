@@ -19,6 +19,7 @@ from multitask.analysis import (
 )
 from multitask.errors import ConfigError
 from multitask.studies import pareto_sweep
+from multitask.training import TrainerOptions
 
 
 def test_preference_grid_is_positive_and_sums_to_one() -> None:
@@ -91,10 +92,7 @@ def test_sweep_on_the_conflicting_pair_trades_one_task_for_the_other() -> None:
         test,
         preferences=[(0.9, 0.1), (0.1, 0.9)],
         others={"one point": {"a0": 2.0, "adv": 2.0}, "linear": {"a0": 1.5, "adv": 2.5}},
-        max_epochs=10,
-        batch_size=10,
-        lr=1e-2,
-        progress=False,
+        options=TrainerOptions(max_epochs=10, batch_size=10, lr=1e-2, progress=False),
     )
     assert front.methods == ["linear", "stch"]
     for method in front.methods:

@@ -20,6 +20,7 @@ from multitask.analysis import GradientConflictMonitor, TaskAffinityMonitor, bui
 from multitask.baselines import compare
 from multitask.errors import ConfigError, DataError
 from multitask.models import MLP
+from multitask.training import TrainerOptions
 
 DESCRIPTIONS = {"stl": "one model per task", "mtl": "hard_sharing · weighting ew", "mmoe": "mmoe · 3 experts"}
 
@@ -130,10 +131,12 @@ def test_report_of_a_short_census_income_run(tmp_path: Path) -> None:
         None,
         test,
         run_dir=tmp_path,
-        max_epochs=1,
-        batch_size=256,
-        callbacks=[GradientConflictMonitor(every=2), TaskAffinityMonitor(every=2)],
-        progress=False,
+        options=TrainerOptions(
+            max_epochs=1,
+            batch_size=256,
+            callbacks=[GradientConflictMonitor(every=2), TaskAffinityMonitor(every=2)],
+            progress=False,
+        ),
     )
     assert comparison.results["mtl"]["marital"]["auc"] > 0.8  # one epoch on 3000 people already ranks well
     page = build_report(tmp_path).read_text()

@@ -18,6 +18,7 @@ from multitask.analysis import (
 )
 from multitask.errors import ConfigError, DataError
 from multitask.studies import detect_negative_transfer
+from multitask.training import TrainerOptions
 
 
 def test_t_interval_by_hand() -> None:
@@ -116,10 +117,7 @@ def test_synthetic_negative_transfer_flags_the_adversarial_task_only() -> None:
         None,
         test,
         seeds=(0, 1, 2),
-        max_epochs=10,
-        batch_size=10,
-        lr=1e-2,
-        progress=False,
+        options=TrainerOptions(max_epochs=10, batch_size=10, lr=1e-2, progress=False),
     )
     verdicts = {v.task: v.verdict for v in report.verdicts}
     assert verdicts["adv"] == "hurts"
@@ -140,10 +138,7 @@ def test_synthetic_negative_transfer_over_five_seeds(tmp_path: Path) -> None:
         test,
         seeds=range(5),
         run_dir=tmp_path,
-        max_epochs=10,
-        batch_size=10,
-        lr=1e-2,
-        progress=False,
+        options=TrainerOptions(max_epochs=10, batch_size=10, lr=1e-2, progress=False),
     )
     verdicts = {v.task: v.verdict for v in report.verdicts}
     assert verdicts["adv"] == "hurts"

@@ -85,7 +85,7 @@ def test_the_config_passes_workers_and_the_training_only_augmentation_to_the_tra
     from multitask.experiment import load_data, trainer_options
 
     config = load_config(_config(tmp_path))
-    loading = trainer_options(config)["loading"]
+    loading = trainer_options(config).loading
     assert loading.num_workers == 2
     assert isinstance(loading.train_transform, ImageAugmentation) and loading.train_transform.crop_padding == 2
     data = load_data(config)

@@ -31,7 +31,7 @@ from multitask.experiment._inputs import ExperimentData
 from multitask.models import MLP, ConvNet, ModelParts, MultiTaskModel
 from multitask.studies import ModelFactory
 from multitask.tasks import Task
-from multitask.training import Callback
+from multitask.training import Callback, TrainerOptions
 from multitask.training.progress import RunProgress
 
 Encoder = MLP | BagOfEmbeddings | ConvNet
@@ -242,10 +242,12 @@ def describe_methods(config: ExperimentConfig, methods: Iterable[str]) -> dict[s
     return result
 
 
-def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | None = None) -> dict[str, Any]:
-    """Keyword arguments of `Trainer` that the config's ``training`` and ``strategy`` sections set.
+def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | None = None) -> TrainerOptions:
+    """The `TrainerOptions` that the config's ``training``, ``strategy`` and ``analysis`` sections set.
 
-    ``progress`` is passed on as the Trainers' ``progress`` (a `RunProgress`: every training reports to it).
+    The strategy is a factory (``config.strategy.build``): every Trainer built from these options gets a
+    `Strategy` of its own. ``progress`` is the Trainers' ``progress`` (a `RunProgress`: every training reports
+    to it).
     """
     training = config.training
     options = training.optimizer
@@ -266,7 +268,7 @@ def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | Non
             return torch.optim.lr_scheduler.StepLR(optimizer, step_size=schedule.step_size, gamma=schedule.gamma)
 
     result: dict[str, Any] = {
-        "strategy": config.strategy.build,  # a factory: every Trainer gets a Strategy of its own
+        "strategy": config.strategy.build,
         "engine": config.strategy.engine(),
         "optimizer": make_optimizer,
         "scheduler": scheduler,
@@ -301,7 +303,7 @@ def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | Non
         callbacks.append(TaskAffinityMonitor(config.analysis.affinity_every, lr=config.analysis.affinity_lr))
     if callbacks:
         result["callbacks"] = callbacks
-    return result
+    return TrainerOptions(**result)
 
 
 def _train_transform(config: ExperimentConfig) -> Transform | None:

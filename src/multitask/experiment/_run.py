@@ -6,7 +6,6 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
@@ -34,6 +33,7 @@ from multitask.experiment._build import build_encoder, build_model, build_tasks,
 from multitask.experiment._inputs import ExperimentData, input_shape, input_size, load_data
 from multitask.layout import AFFINITY_FILE, AFFINITY_PLOT, CONFLICT_FILE, GROUPS, LINEAR, LOCK_FILE, RunLayout
 from multitask.studies import ModelFactory, compare, pairwise_transfer, pareto_sweep, train_groups
+from multitask.training import TrainerOptions
 from multitask.training.distributed import Distributed
 from multitask.training.lock import RunFolderLock, existing_folder, prepare_folder
 from multitask.training.progress import RunProgress, progress_wanted
@@ -232,7 +232,7 @@ class _Runs:
                 seed=seed,
                 run_dir=folder,
                 resume=self.resume,
-                **self.options,
+                options=self.options,
             )
         later = ["linear"] if "linear" in methods else []  # rows added after the trainings
         later += ["groups"] if config.analysis.groups is not None else []
@@ -279,9 +279,9 @@ class _Runs:
         architecture = self.config.model.type
         return None if architecture == "hard_sharing" else build_model(self.config, architecture, self.size, self.shape)
 
-    def _plain_options(self) -> dict[str, Any]:
+    def _plain_options(self) -> TrainerOptions:
         """The trainer options without the analysis monitors (extra runs are not monitored)."""
-        return {key: value for key, value in self.options.items() if key != "callbacks"}
+        return self.options.replace(callbacks=())
 
     def grouping(self, spec: GroupsConfig, folder: Path) -> TaskGrouping:
         """The recommended groups: from the multi-task run's look-ahead affinity, or from pair trainings."""
@@ -296,7 +296,7 @@ class _Runs:
                     self.data.val if self.data.val is not None else self.data.test,
                     input_key=self.config.data.input_key,
                     seed=self.config.seed,
-                    **options,
+                    options=options,
                 )
             groups = RunLayout(folder).method(GROUPS)
             groups.mkdir(parents=True, exist_ok=True)
@@ -326,7 +326,7 @@ class _Runs:
                 seed=seed,
                 run_dir=RunLayout(folder).method(GROUPS),
                 resume=self.resume,
-                **self._plain_options(),
+                options=self._plain_options(),
             )
         return self._merged(comparison, "groups", groups.results["groups"], (groups.seconds or {})["groups"], folder)
 
@@ -341,7 +341,7 @@ class _Runs:
             for method, per_task in comparison.results.items()
         }
         model = self._model()
-        options = {key: value for key, value in self._plain_options().items() if key != "strategy"}
+        options = self._plain_options().replace(strategy=None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return pareto_sweep(
@@ -360,7 +360,7 @@ class _Runs:
                 seed=seed,
                 run_dir=folder,
                 resume=self.resume,
-                **options,
+                options=options,
             )
 
 

@@ -49,6 +49,7 @@ from multitask.models import MLP, LeNet, ModelParts, MultiTaskModel, Recommender
 from multitask.strategy import Strategy
 from multitask.studies import ModelFactory, RunResult, train_multitask, train_single_task
 from multitask.tasks import Task
+from multitask.training import TrainerOptions
 from multitask.training.checkpoint import atomic_write_bytes
 
 #: The old name of ``hard_sharing`` in benchmark configs, still read for one release.
@@ -323,13 +324,9 @@ def run_cell(cell: Cell, config: BenchConfig, directory: Path) -> dict[str, Any]
     val, test = _head(data.val, config.max_eval_rows), _head(data.test, config.max_eval_rows)
     if train is None or test is None:
         raise DataError(f"dataset {cell.dataset!r} needs train and test splits")
-    options: dict[str, Any] = {
-        "max_epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "lr": config.lr,
-        "progress": False,
-        "seed": cell.seed,
-    }
+    options = TrainerOptions(
+        max_epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, progress=False, seed=cell.seed
+    )
     factory, width = _model_factory(bench, cell.architecture) if cell.method != "stl" else (None, bench.width)
     torch.manual_seed(cell.seed)
     tasks = data.make_tasks(width)
@@ -339,7 +336,7 @@ def run_cell(cell: Cell, config: BenchConfig, directory: Path) -> dict[str, Any]
     started = time.perf_counter()
     result: RunResult
     if cell.method == "stl":
-        result = train_single_task(encoder, tasks, train, val, test, input_key=bench.input_key, **options)
+        result = train_single_task(encoder, tasks, train, val, test, input_key=bench.input_key, options=options)
     else:
         strategy = make_strategy(cell.method)
         result = train_multitask(
@@ -351,8 +348,8 @@ def run_cell(cell: Cell, config: BenchConfig, directory: Path) -> dict[str, Any]
             input_key=bench.input_key,
             model=factory,
             method=cell.method,
-            strategy=strategy,
-            **options,
+            seed=cell.seed,
+            options=options.replace(strategy=strategy),
         )
     record = {
         **asdict(cell),

@@ -23,8 +23,9 @@ from multitask.comparison import Comparison
 from multitask.errors import ConfigError
 from multitask.layout import FINETUNE, PRETRAIN, STL, RunLayout, transfer_method
 from multitask.models import HardSharing, MultiTaskModel
+from multitask.studies._options import single_task_options, study_options
 from multitask.tasks import Task
-from multitask.training import Data, Trainer
+from multitask.training import Data, Trainer, TrainerOptions
 from multitask.training.distributed import is_main_process
 from multitask.training.trainer import Results
 
@@ -84,9 +85,9 @@ def _fit_and_evaluate(
     test: Data | None,
     run_dir: Path | None,
     resume: bool,
-    trainer_kwargs: Mapping[str, Any],
+    options: TrainerOptions,
 ) -> tuple[Trainer, Results, Results, list[dict[str, float]]]:
-    trainer = Trainer(model, tasks, run_dir=run_dir, **trainer_kwargs)
+    trainer = options.replace(run_dir=run_dir).trainer(model, tasks)
     history = trainer.fit(
         _select(train, [t.name for t in tasks]) or {}, _select(val, [t.name for t in tasks]), resume=resume
     )
@@ -103,17 +104,23 @@ def train_multitask(
     test: Data | None = None,
     *,
     input_key: str | Sequence[str] = "x",
-    seed: int = 0,
+    seed: int | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     model: ModelFactory | None = None,
     method: str = "mtl",
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> RunResult:
     """Train one multi-task model on all ``tasks``: hard sharing of a fresh copy of ``encoder``, or ``model(tasks)``.
 
-    The tasks get freshly initialised heads; ``model`` is called under ``seed``.
+    The tasks get freshly initialised heads; ``model`` is called under ``seed``. ``options`` are the Trainer's
+    settings (`TrainerOptions`; ``run_dir`` is this function's, and ``seed``, when given, replaces the options'
+    seed: it seeds the initial weights and the Trainer). ``**trainer_kwargs`` is the deprecated form of
+    ``options`` (one release: it warns).
     """
+    chosen = study_options(options, trainer_kwargs, "train_multitask", seed)
+    seed = chosen.seed
     started = time.perf_counter()
     fresh = [fresh_task(task, seed) for task in tasks]
     if model is None:
@@ -123,14 +130,9 @@ def train_multitask(
             torch.manual_seed(seed)
             network = model(fresh)
     _, val_results, test_results, history = _fit_and_evaluate(
-        method, network, fresh, train, val, test, _path(run_dir), resume, {"seed": seed, **trainer_kwargs}
+        method, network, fresh, train, val, test, _path(run_dir), resume, chosen
     )
     return RunResult(method, test_results, val_results, {method: history}, time.perf_counter() - started)
-
-
-# Options that only make sense for the multi-task model: single-task and transfer models train on the plain
-# loss (a loss weighting balances tasks; with one task it would only rescale the learning rate).
-_MTL_ONLY = ("baseline", "monitor", "strategy", "sampling", "temperature", "tasks_per_step")
 
 
 def train_single_task(
@@ -141,26 +143,37 @@ def train_single_task(
     test: Data | None = None,
     *,
     input_key: str | Sequence[str] = "x",
-    seed: int = 0,
+    seed: int | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> RunResult:
     """Train one model per task: the same encoder architecture and head, the same budget, that task's data only.
 
-    Each model selects its best epoch on its task's main validation metric unless ``monitor`` is given, and
-    trains on its plain loss: a ``strategy`` (loss weighting) applies to the multi-task model only.
+    Each model selects its best epoch on its task's main validation metric and trains on its plain loss: the
+    multi-task options of ``options`` (its strategy, sampling, monitor, baseline) apply to multi-task models only,
+    and a per-task ``batch_size`` gives each model its task's. ``**trainer_kwargs``: deprecated form of ``options``.
     """
+    chosen = study_options(options, trainer_kwargs, "train_single_task", seed)
+    seed = chosen.seed
     started = time.perf_counter()
     result = RunResult("stl", {}, {})
     for task in tasks:
         fresh = fresh_task(task, seed)
         model = HardSharing(fresh_copy(encoder, seed), [fresh], input_key=input_key)
-        kwargs = {"seed": seed, "monitor": f"val/{task.name}/{task.main_metric}" if val is not None else None}
-        kwargs.update(_single_task_options(trainer_kwargs, task.name))
+        monitor = f"val/{task.name}/{task.main_metric}" if val is not None else None
         directory = _sub(_path(run_dir), task.name)
         _, val_results, test_results, history = _fit_and_evaluate(
-            task.name, model, [fresh], train, val, test, directory, resume, kwargs
+            task.name,
+            model,
+            [fresh],
+            train,
+            val,
+            test,
+            directory,
+            resume,
+            single_task_options(chosen, task.name, monitor),
         )
         result.val.update(val_results)
         result.test.update(test_results)
@@ -179,19 +192,23 @@ def train_transfer(
     *,
     freeze_encoder: bool = False,
     input_key: str | Sequence[str] = "x",
-    seed: int = 0,
+    seed: int | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> RunResult:
     """Pretrain on ``source``, then fine-tune the encoder (or only a new head, ``freeze_encoder``) on ``target``.
 
-    Both stages get the full training budget (``max_epochs`` each); the result holds the target's metrics.
+    Both stages get the full training budget (``max_epochs`` each) and run as single-task models do (see
+    `train_single_task` for which ``options`` apply); the result holds the target's metrics.
+    ``**trainer_kwargs``: deprecated form of ``options``.
     """
     if source.name == target.name:
         raise ConfigError(f"transfer needs two different tasks; got {source.name!r} twice")
+    chosen = study_options(options, trainer_kwargs, "train_transfer", seed)
+    seed = chosen.seed
     started = time.perf_counter()
-    kwargs = {k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY}
     base = _path(run_dir)
     pre_task = fresh_task(source, seed)
     pretrain = HardSharing(fresh_copy(encoder, seed), [pre_task], input_key=input_key)
@@ -205,7 +222,7 @@ def train_transfer(
         test=None,
         run_dir=_sub(base, PRETRAIN),
         resume=resume,
-        trainer_kwargs={"seed": seed, "monitor": monitor, **kwargs, **_single_task_options(kwargs, source.name)},
+        options=single_task_options(chosen, source.name, monitor),
     )
     tuned_encoder = pretrain.encoder
     if freeze_encoder:
@@ -223,19 +240,11 @@ def train_transfer(
         test,
         _sub(base, FINETUNE),
         resume,
-        {"seed": seed, "monitor": monitor, **kwargs, **_single_task_options(kwargs, target.name)},
+        single_task_options(chosen, target.name, monitor),
     )
     method = transfer_method(source.name, target.name)
     histories = {PRETRAIN: pre_history, FINETUNE: post_history}
     return RunResult(method, test_results, val_results, histories, time.perf_counter() - started)
-
-
-def _single_task_options(trainer_kwargs: Mapping[str, Any], task: str) -> dict[str, Any]:
-    """The Trainer options of a one-task run: no multi-task options, and ``task``'s own batch size."""
-    options = {k: v for k, v in trainer_kwargs.items() if k not in _MTL_ONLY}
-    if isinstance(options.get("batch_size"), Mapping):
-        options["batch_size"] = options["batch_size"][task]
-    return options
 
 
 def _path(run_dir: str | Path | None) -> Path | None:
@@ -253,11 +262,12 @@ def compare(
     transfer: Sequence[tuple[str, str]] = (),
     freeze_encoder: bool = False,
     input_key: str | Sequence[str] = "x",
-    seed: int = 0,
+    seed: int | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     model: ModelFactory | None = None,
     architectures: Mapping[str, ModelFactory] | None = None,
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> Comparison:
     """Train the requested methods on the same data and budget and compare them on ``test``.
@@ -267,7 +277,10 @@ def compare(
     (``{method name: model factory}``, e.g. ``{"mmoe": ...}``), plus one transfer run per
     ``(source, target)`` pair in ``transfer``. When STL runs and there is validation data, the
     multi-task models are selected on validation Δm% against the STL models (unless ``monitor``
-    is given).
+    is set in ``options``).
+
+    ``options`` are the Trainer's settings for every run (`TrainerOptions`; see `train_single_task` for the
+    ones single-task and transfer runs leave out). ``**trainer_kwargs``: deprecated form of ``options``.
 
     Returns:
         A `Comparison` whose ``results`` hold every method's test metrics.
@@ -283,8 +296,10 @@ def compare(
         missing = [name for name in pair if name not in by_name]
         if missing:
             raise ConfigError(f"transfer pair {pair} names unknown task(s) {missing}; tasks are {list(by_name)}")
+    chosen = study_options(options, trainer_kwargs, "compare", seed)
+    seed = chosen.seed
     base = _path(run_dir)
-    common: dict[str, Any] = {"input_key": input_key, "seed": seed, "resume": resume, **trainer_kwargs}
+    common: dict[str, Any] = {"input_key": input_key, "seed": seed, "resume": resume, "options": chosen}
     runs: dict[str, RunResult] = {}
     if "stl" in methods:
         runs[STL] = train_single_task(
@@ -297,10 +312,11 @@ def compare(
             **common,
         )
     mtl_kwargs = dict(common)
-    if "stl" in runs and val is not None and "monitor" not in trainer_kwargs:
-        mtl_kwargs["baseline"] = {
+    if "stl" in runs and val is not None and chosen.monitor is None:
+        baseline = {
             t.name: {m: runs["stl"].val[t.name][m] for m in t.metric_fns} for t in tasks if t.name in runs["stl"].val
         }
+        mtl_kwargs["options"] = chosen.replace(baseline=baseline)
     multitask_runs: dict[str, ModelFactory | None] = {"mtl": model} if "mtl" in methods else {}
     multitask_runs.update(architectures or {})
     for name, factory in multitask_runs.items():

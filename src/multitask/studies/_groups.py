@@ -15,10 +15,12 @@ from multitask.analysis import (
     TaskGrouping,
 )
 from multitask.errors import ConfigError
+from multitask.layout import GROUPING_FILE
 from multitask.metrics import relative_gain
 from multitask.studies._baselines import compare, train_multitask, train_single_task
+from multitask.studies._options import study_options
 from multitask.tasks import Task
-from multitask.training import Data
+from multitask.training import Data, TrainerOptions
 from multitask.training.checkpoint import atomic_write_bytes
 
 
@@ -30,7 +32,9 @@ def pairwise_transfer(
     *,
     metric: Mapping[str, str] | None = None,
     max_tasks: int = 8,
-    seed: int = 0,
+    input_key: str | Sequence[str] = "x",
+    seed: int | None = None,
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> TaskAffinity:
     r"""The pairwise transfer matrix: train every task alone and every pair together, compare on ``val``.
@@ -50,8 +54,10 @@ def pairwise_transfer(
         val: Validation data the metric is read on (the training data when None).
         metric: ``{task: metric name}`` (default: each task's main metric).
         max_tasks: Refuse more tasks than this (the cost grows quadratically).
-        seed: Seed of the initial weights and data order.
-        **trainer_kwargs: Passed to every `Trainer` (``max_epochs``, ``batch_size``, ``lr``, ...).
+        input_key: The batch column(s) the encoder reads.
+        seed: Seed of the initial weights and data order (default: the options').
+        options: The Trainer's settings of every run (`TrainerOptions`: ``max_epochs``, ``batch_size``, ...).
+        **trainer_kwargs: Deprecated form of ``options`` (one release: it warns).
 
     References:
         Standley et al., "Which Tasks Should Be Learned Together in Multi-task Learning?", ICML 2020;
@@ -70,8 +76,10 @@ def pairwise_transfer(
     unknown = [f"{t}/{m}" for t, m in chosen.items() if m not in next(x for x in tasks if x.name == t).metric_fns]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}")
+    run_options = study_options(options, trainer_kwargs, "pairwise_transfer", seed)
     evaluation = val if val is not None else train
-    single = train_single_task(encoder, tasks, train, evaluation, evaluation, seed=seed, **trainer_kwargs)
+    common: dict[str, Any] = {"input_key": input_key}
+    single = train_single_task(encoder, tasks, train, evaluation, evaluation, options=run_options, **common)
     alone = {t: single.test[t][chosen[t]] for t in names}
     size = len(names)
     matrix = np.zeros((size, size))
@@ -80,7 +88,7 @@ def pairwise_transfer(
             pair = [tasks[i], tasks[j]]
             baseline = {t.name: {chosen[t.name]: single.val[t.name][chosen[t.name]]} for t in pair}
             run = train_multitask(
-                encoder, pair, train, evaluation, evaluation, seed=seed, baseline=baseline, **trainer_kwargs
+                encoder, pair, train, evaluation, evaluation, options=run_options.replace(baseline=baseline), **common
             )
             for source, target in ((i, j), (j, i)):
                 task = tasks[target]
@@ -99,8 +107,11 @@ def train_groups(
     test: Data | None = None,
     *,
     include: Sequence[str] = ("stl", "mtl"),
-    seed: int = 0,
+    input_key: str | Sequence[str] = "x",
+    seed: int | None = None,
     run_dir: str | Path | None = None,
+    resume: bool = False,
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> Comparison:
     """Train the recommended groups (one hard-sharing model per group) and compare with STL and all-in-one MTL.
@@ -108,7 +119,8 @@ def train_groups(
     Each task is reported from the group that serves it (``grouping.assignment``); a group of one
     task is a single-task model. ``include`` adds the single-task models (``"stl"``) and the model
     with all tasks (``"mtl"``) trained on the same data and budget, so the result shows whether the
-    grouping beats both.
+    grouping beats both. ``options`` are the Trainer's settings of every run (`TrainerOptions`);
+    ``**trainer_kwargs`` is their deprecated form (one release: it warns).
 
     Returns:
         A `Comparison` with methods ``"stl"``, ``"mtl"`` (as included) and ``"groups"``; its Δm% is
@@ -122,13 +134,13 @@ def train_groups(
     wrong = [m for m in include if m not in ("stl", "mtl")]
     if wrong:
         raise ConfigError(f"include takes 'stl' and 'mtl'; got {wrong}")
+    chosen = study_options(options, trainer_kwargs, "train_groups", seed)
+    common: dict[str, Any] = {"input_key": input_key, "resume": resume, "options": chosen}
     base = Path(run_dir) if run_dir is not None else None
     results: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}
     if include:
-        reference = compare(
-            encoder, tasks, train, val, test, methods=list(include), seed=seed, run_dir=base, **trainer_kwargs
-        )
+        reference = compare(encoder, tasks, train, val, test, methods=list(include), run_dir=base, **common)
         results.update(reference.results)
         seconds.update(reference.seconds or {})
     serving: dict[str, dict[str, float]] = {}
@@ -137,9 +149,9 @@ def train_groups(
         members = [by_name[name] for name in group]
         directory = base / f"group-{number}" if base is not None else None
         if len(members) == 1:
-            run = train_single_task(encoder, members, train, val, test, seed=seed, run_dir=directory, **trainer_kwargs)
+            run = train_single_task(encoder, members, train, val, test, run_dir=directory, **common)
         else:
-            run = train_multitask(encoder, members, train, val, test, seed=seed, run_dir=directory, **trainer_kwargs)
+            run = train_multitask(encoder, members, train, val, test, run_dir=directory, **common)
         total += run.seconds
         for name in group:
             if grouping.assignment[name] == tuple(group):
@@ -150,5 +162,5 @@ def train_groups(
     comparison = Comparison(results, directions, seconds=seconds)
     if base is not None:
         comparison.write(base)
-        atomic_write_bytes(base / "grouping.json", grouping.to_json().encode())
+        atomic_write_bytes(base / GROUPING_FILE, grouping.to_json().encode())
     return comparison

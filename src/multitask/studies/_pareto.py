@@ -17,8 +17,9 @@ from multitask.analysis import (
 )
 from multitask.errors import ConfigError, DataError
 from multitask.studies._baselines import ModelFactory, train_multitask
+from multitask.studies._options import study_options
 from multitask.tasks import Task
-from multitask.training import Data
+from multitask.training import Data, TrainerOptions
 
 
 def pareto_sweep(
@@ -35,8 +36,11 @@ def pareto_sweep(
     stch_options: Mapping[str, Any] | None = None,
     model: ModelFactory | None = None,
     others: Mapping[str, Mapping[str, float]] | None = None,
-    seed: int = 0,
+    input_key: str | Sequence[str] = "x",
+    seed: int | None = None,
     run_dir: str | Path | None = None,
+    resume: bool = False,
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> ParetoFront:
     r"""Train one multi-task model per preference vector and method; collect each task's metric.
@@ -55,9 +59,12 @@ def pareto_sweep(
         methods: Subset of ``("linear", "stch")``.
         metric: ``{task: metric}`` (default: each task's main metric).
         stch_options: Keyword arguments of `STCH` (``mu``, ``warmup_epochs``).
-        seed: Seed of the initial weights and data order.
+        input_key: The batch column(s) the encoder reads.
+        seed: Seed of the initial weights and data order (default: the options').
         run_dir: Where to write ``pareto.json`` and ``pareto.png`` (and each run's folder).
-        **trainer_kwargs: Passed to every `Trainer`.
+        resume: Continue each run from its folder's checkpoint.
+        options: The Trainer's settings for every run (`TrainerOptions`) but the strategy, which the sweep sets.
+        **trainer_kwargs: Deprecated form of ``options`` (one release: it warns).
 
     References:
         Miettinen, "Nonlinear Multiobjective Optimization", 1999 (scalarisations); Lin et al.,
@@ -71,8 +78,9 @@ def pareto_sweep(
     unknown = [m for m in methods if m not in SWEEP_METHODS]
     if unknown or not methods:
         raise ConfigError(f"methods must be a non-empty subset of {SWEEP_METHODS}; got {list(methods)}")
-    if "strategy" in trainer_kwargs:
-        raise ConfigError("the sweep sets each run's strategy; do not pass strategy=")
+    chosen_options = study_options(options, trainer_kwargs, "pareto_sweep", seed)
+    if chosen_options.strategy is not None:
+        raise ConfigError("the sweep sets each run's strategy; leave the options' strategy unset")
     grid = [tuple(p) for p in preferences] if preferences is not None else preference_grid(len(tasks), resolution)
     chosen = {t.name: (metric or {}).get(t.name, t.main_metric) for t in tasks}
     for t in tasks:
@@ -101,12 +109,12 @@ def pareto_sweep(
                 train,
                 val,
                 split,
-                seed=seed,
+                input_key=input_key,
                 model=model,
                 run_dir=directory,
-                strategy=Strategy(weighting),
+                resume=resume,
                 method=method,
-                **trainer_kwargs,
+                options=chosen_options.replace(strategy=Strategy(weighting)),
             )
             values = {t: float(run.test[t][chosen[t]]) for t in chosen}
             if not all(math.isfinite(v) for v in values.values()):

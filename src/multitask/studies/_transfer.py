@@ -14,9 +14,11 @@ from multitask.analysis import (
     negative_transfer_from_comparisons,
 )
 from multitask.errors import ConfigError
+from multitask.layout import RunLayout
 from multitask.studies._baselines import ModelFactory, compare
+from multitask.studies._options import study_options
 from multitask.tasks import Task
-from multitask.training import Data
+from multitask.training import Data, TrainerOptions
 
 
 def detect_negative_transfer(
@@ -31,7 +33,10 @@ def detect_negative_transfer(
     metric: Mapping[str, str] | None = None,
     confidence: float = 0.95,
     interval: Interval = "t",
+    input_key: str | Sequence[str] = "x",
     run_dir: str | Path | None = None,
+    resume: bool = False,
+    options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> NegativeTransferReport:
     """Train single-task models and the multi-task model for every seed, then judge every task.
@@ -39,8 +44,10 @@ def detect_negative_transfer(
     Each seed runs `multitask.baselines.compare` (``"stl"`` and ``"mtl"``: hard sharing of ``encoder``
     or ``model(tasks)``, same initial weights, data and budget) and the results go to
     `negative_transfer`. With a ``run_dir`` each seed's runs go to ``seed-N/`` and the report to
-    ``negative_transfer.json``/``.md``/``.png``.
+    ``negative_transfer.json``/``.md``/``.png``. ``options`` are the Trainer's settings of every run
+    (`TrainerOptions`); ``**trainer_kwargs`` is their deprecated form (one release: it warns).
     """
+    chosen = study_options(options, trainer_kwargs, "detect_negative_transfer")
 
     if len(seeds) < 2:
         raise ConfigError(f"negative transfer needs at least two seeds for an interval; got {list(seeds)}")
@@ -54,9 +61,11 @@ def detect_negative_transfer(
             test,
             methods=("stl", "mtl"),
             model=model,
+            input_key=input_key,
             seed=seed,
-            run_dir=base / f"seed-{seed}" if base is not None else None,
-            **trainer_kwargs,
+            run_dir=RunLayout(base).seed(seed).root if base is not None else None,
+            resume=resume,
+            options=chosen,
         )
         for seed in seeds
     ]
