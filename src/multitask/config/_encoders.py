@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -11,7 +12,11 @@ from pydantic import (
     field_validator,
 )
 
+from multitask.adversarial import BagOfEmbeddings
+from multitask.config._building import refuse_huge_layers
 from multitask.config._common import LayerSizes, StrictModel
+from multitask.errors import ConfigError
+from multitask.models import MLP, ConvNet
 
 
 class MLPConfig(StrictModel):
@@ -20,6 +25,11 @@ class MLPConfig(StrictModel):
     type: Literal["mlp"] = "mlp"
     hidden: LayerSizes = Field(default_factory=lambda: [128, 64])
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @refuse_huge_layers
+    def build(self, num_features: int, in_shape: Sequence[int] | None = None) -> MLP:
+        """``MLP(num_features, hidden, dropout=dropout)``, its output the last hidden layer (``in_shape`` unused)."""
+        return MLP(num_features, self.hidden, None, self.dropout)
 
 
 class BagOfEmbeddingsConfig(StrictModel):
@@ -32,6 +42,11 @@ class BagOfEmbeddingsConfig(StrictModel):
     dim: int = Field(default=64, gt=0)
     hidden: LayerSizes = Field(default_factory=lambda: [64])
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @refuse_huge_layers
+    def build(self, num_features: int, in_shape: Sequence[int] | None = None) -> BagOfEmbeddings:
+        """``BagOfEmbeddings(num_features, dim, hidden, dropout)``: ``num_features`` is the vocabulary size."""
+        return BagOfEmbeddings(num_features, self.dim, self.hidden, dropout=self.dropout)
 
 
 class CNNConfig(StrictModel):
@@ -58,6 +73,27 @@ class CNNConfig(StrictModel):
         if value % 2 == 0:
             raise ValueError(f"kernel must be odd (same padding); got {value}")
         return value
+
+    @refuse_huge_layers
+    def build(self, num_features: int, in_shape: Sequence[int] | None = None) -> ConvNet:
+        """``ConvNet`` on ``num_features`` input channels of images shaped ``in_shape`` = ``(C, H, W)``.
+
+        Raises:
+            ConfigError: ``in_shape`` is not an image's ``(C, H, W)``.
+        """
+        if in_shape is None or len(in_shape) != 3:
+            raise ConfigError(f"a cnn encoder reads images [C, H, W]; the data's rows have shape {in_shape}")
+        return ConvNet(
+            num_features,
+            self.channels,
+            kernel=self.kernel,
+            pool=self.pool,
+            batch_norm=self.batch_norm,
+            hidden=self.hidden,
+            dropout=self.dropout,
+            readout=self.readout,
+            in_size=in_shape[1:],
+        )
 
 
 def _encoder_type(value: Any) -> str:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import (
     Field,
     model_validator,
 )
+from torch import nn
 
 from multitask import models
+from multitask.config._building import refuse_huge_layers
 from multitask.config._common import StrictModel
 from multitask.config._encoders import BagOfEmbeddingsConfig, CNNConfig, EncoderConfig, MLPConfig
+from multitask.config._tasks import HeadConfig
+from multitask.errors import ConfigError
+from multitask.models import MLP, ModelFactory, ModelParts, MultiTaskModel
+from multitask.tasks import Task
 
 # The architectures (`multitask.models.names`; the default first) and what each declares it reads.
 ARCHITECTURES: tuple[str, ...] = ("hard_sharing", *sorted(set(models.names()) - {"hard_sharing"}))
@@ -92,6 +98,61 @@ class ModelConfig(StrictModel):
             detail = "; ".join(f"model.{f} is read only by {', '.join(readers[f])}" for f in unused)
             trained = ", ".join(sorted(architectures)) or "none"
             raise ValueError(f"{detail}; the trained architectures ({trained}) do not use it")
+
+    def build(
+        self,
+        architecture: str,
+        heads: Mapping[str, HeadConfig],
+        num_features: int,
+        in_shape: Sequence[int] | None = None,
+        input_key: str = "x",
+    ) -> ModelFactory:
+        """``tasks -> model``: ``architecture`` (`multitask.models.create`) made of this section's parts.
+
+        The parts are the encoder, the experts (``expert``, else built like the encoder; MLPs on feature
+        vectors), each task's private encoder (``private``, else like the encoder) and, for the architectures
+        whose heads read something else than the encoder's output (``mtan``, ``shared_private``), the tasks'
+        ``heads`` sections at that width; the hyper-parameters are the fields the architecture declares
+        (`multitask.models.info`). ``num_features`` is the encoders' input size (the vocabulary for token ids,
+        the channels for images), ``in_shape`` one input row's shape, ``input_key`` the batch column read.
+        """
+        expert_spec = self.expert or self.encoder
+        private_spec = self.private or self.encoder
+
+        def expert(in_features: int) -> MLP:
+            if not isinstance(expert_spec, MLPConfig):
+                raise ConfigError(
+                    f"{architecture} builds MLP experts on feature vectors; model.encoder is {expert_spec.type}"
+                )
+            return expert_spec.build(in_features)
+
+        def head(task: Task, width: int) -> MLP:  # the task's head section, reading ``width`` features
+            return heads[task.name].build(width, _out_features(task.head))
+
+        parts = ModelParts(
+            encoder=lambda: self.encoder.build(num_features, in_shape),
+            in_features=num_features,
+            expert=expert,
+            private=lambda: private_spec.build(num_features, in_shape),
+            head=head,
+            in_shape=tuple(in_shape) if in_shape is not None else None,
+            input_key=input_key,
+        )
+        hyperparameters = {name: getattr(self, name) for name in models.info(architecture).hyperparameters}
+
+        @refuse_huge_layers
+        def build(tasks: Sequence[Task]) -> MultiTaskModel:
+            return models.create(architecture, tasks, parts, **hyperparameters)
+
+        return build
+
+
+def _out_features(head: nn.Module) -> int:
+    """The output width of a head a config built (an `MLP`)."""
+    width = getattr(head, "out_features", None)
+    if not isinstance(width, int):
+        raise ConfigError(f"cannot tell the output width of head {type(head).__name__}")
+    return width
 
 
 def _out_width(encoder: MLPConfig | BagOfEmbeddingsConfig | CNNConfig) -> int | None:

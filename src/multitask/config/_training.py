@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
+import torch
 from pydantic import (
     Field,
     field_validator,
     model_validator,
 )
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
 from multitask._device import check_device
 from multitask.config._common import StrictModel
+from multitask.data import LoaderOptions, Transform
 from multitask.errors import ConfigError
+from multitask.training.trainer import OptimizerFactory, SchedulerFactory
 
 
 class OptimizerConfig(StrictModel):
@@ -23,6 +30,17 @@ class OptimizerConfig(StrictModel):
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.0, ge=0, lt=1)
 
+    def build(self) -> OptimizerFactory:
+        """``parameters -> optimiser``: ``torch.optim.Adam``/``AdamW``/``SGD`` with these settings."""
+
+        def make(parameters: Iterable[nn.Parameter]) -> Optimizer:
+            if self.name == "sgd":
+                return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+            kind = torch.optim.AdamW if self.name == "adamw" else torch.optim.Adam
+            return kind(parameters, lr=self.lr, weight_decay=self.weight_decay)
+
+        return make
+
 
 class SchedulerConfig(StrictModel):
     """A learning-rate schedule stepped every epoch."""
@@ -30,6 +48,16 @@ class SchedulerConfig(StrictModel):
     name: Literal["cosine", "step"]
     step_size: int = Field(default=10, gt=0)
     gamma: float = Field(default=0.1, gt=0)
+
+    def build(self, epochs: int) -> SchedulerFactory:
+        """``optimiser -> schedule``: cosine annealing over ``epochs`` epochs, or a step decay."""
+
+        def make(optimizer: Optimizer) -> LRScheduler:
+            if self.name == "cosine":
+                return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.step_size, gamma=self.gamma)
+
+        return make
 
 
 class TrainingConfig(StrictModel):
@@ -84,3 +112,17 @@ class TrainingConfig(StrictModel):
         if isinstance(self.batch_size, dict) and not self.batch_size:
             raise ValueError("batch_size: give one size, or a size for every task")
         return self
+
+    def build_scheduler(self) -> SchedulerFactory | None:
+        """The ``scheduler`` section's schedule over this budget's epochs (None: a constant learning rate)."""
+        return self.scheduler.build(self.epochs) if self.scheduler is not None else None
+
+    def loader_options(self, train_transform: Transform | None = None) -> LoaderOptions:
+        """How the Trainer reads the data: ``num_workers``, ``pin_memory``, ... and a training-only transform."""
+        return LoaderOptions(
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch_factor,
+            persistent_workers=self.persistent_workers,
+            train_transform=train_transform,
+        )

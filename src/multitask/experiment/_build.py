@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import functools
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-import torch
-from torch import nn
-from torch.optim import Optimizer
-
-from multitask import models
 from multitask.adversarial import BagOfEmbeddings
 from multitask.analysis import (
     GradientConflictMonitor,
     TaskAffinityMonitor,
 )
 from multitask.config import (
-    BagOfEmbeddingsConfig,
     CNNConfig,
     ExperimentConfig,
     ImageFolderDataConfig,
     LinearConfig,
-    MLPConfig,
 )
-from multitask.data import LoaderOptions, MultiTaskData, TaskInfo, Transform
+from multitask.data import MultiTaskData, TaskInfo, Transform
 from multitask.errors import ConfigError
 from multitask.experiment._inputs import ExperimentData
-from multitask.models import MLP, ConvNet, ModelParts, MultiTaskModel
+from multitask.models import MLP, ConvNet
 from multitask.studies import ModelFactory
 from multitask.tasks import Task
 from multitask.training import Callback, TrainerOptions
@@ -40,12 +31,11 @@ Encoder = MLP | BagOfEmbeddings | ConvNet
 def build_tasks(
     config: ExperimentConfig, data: ExperimentData, in_features: int, in_shape: Sequence[int] | None = None
 ) -> list[Task]:
-    """One `Task` per config entry, each with a head on the encoder's output.
+    """One `Task` per config entry (`TaskConfig.build`), each with a head on the encoder's output.
 
-    Heads are MLPs on a feature vector; on a ``cnn`` encoder's feature maps (``readout: none``), per-sample
-    heads average the map first and dense heads are convolutions upsampled to the input's ``(H, W)``
-    (``in_shape[1:]``). A dense task without its own loss or metrics takes the dataset's suggestions (NYUv2's
-    normals: the cosine loss and the angle metrics).
+    The data says how many outputs each task has (a multiclass task's classes; a dense task's channels) and
+    suggests a dense task's loss and metrics. Heads read a feature vector or, on a ``cnn`` encoder's feature
+    maps (``readout: none``), the map (``in_shape`` is one input row's ``(C, H, W)``).
     """
     encoder = config.model.encoder
     maps = isinstance(encoder, CNNConfig) and encoder.readout == "none"
@@ -57,20 +47,7 @@ def build_tasks(
             outputs = len(data.classes[spec.name]) if spec.name in data.classes else _suggested_outputs(suggested)
         else:
             outputs = _suggested_outputs(suggested) if spec.dense else 1
-        loss, metrics = spec.loss, spec.metrics
-        if spec.dense:
-            if in_shape is None or len(in_shape) != 3:
-                raise ConfigError(f"task {spec.name}: a dense head needs the input images' (C, H, W); got {in_shape}")
-            head: nn.Module = _dense_head(in_features, spec.head.hidden, outputs, in_shape[1:])
-            if suggested is not None:
-                loss = loss or suggested.loss
-                metrics = metrics or (list(suggested.metrics) if suggested.metrics else None)
-        elif maps:
-            mlp = MLP(in_features, spec.head.hidden, outputs, spec.head.dropout)
-            head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), mlp)
-        else:
-            head = MLP(in_features, spec.head.hidden, outputs, spec.head.dropout)
-        tasks.append(Task(spec.name, head, spec.kind, loss=loss, metrics=metrics, dense=spec.dense))
+        tasks.append(spec.build(in_features, outputs, in_shape, maps=maps, suggested=suggested))
     return tasks
 
 
@@ -80,123 +57,27 @@ def _suggested_outputs(info: TaskInfo | None) -> int:
     return info.num_outputs
 
 
-def _dense_head(in_channels: int, hidden: Sequence[int], outputs: int, size: Sequence[int]) -> nn.Sequential:
-    """``[3×3 conv, ReLU] × len(hidden)``, a 1×1 convolution to ``outputs`` channels, bilinear upsampling to
-    ``size``: a dense head on a feature map."""
-    layers: list[nn.Module] = []
-    channels = in_channels
-    for width in hidden:
-        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
-        channels = width
-    layers += [
-        nn.Conv2d(channels, outputs, 1),
-        nn.Upsample(size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False),
-    ]
-    return nn.Sequential(*layers)
-
-
-def build_encoder(config: ExperimentConfig, num_features: int, in_shape: Sequence[int] | None = None) -> Encoder:
-    """The shared encoder of the config; ``num_features`` is the input size (`input_size`), ``in_shape`` one
-    input row's shape (`input_shape`; a ``cnn`` encoder needs the images' ``(C, H, W)``)."""
-    return _encoder(config.model.encoder, num_features, in_shape)
-
-
-_Built = TypeVar("_Built")
-
-
-def _refuse_huge_layers(build: Callable[..., _Built]) -> Callable[..., _Built]:
-    """A layer too large to allocate (``hidden: [200000, 200000]``) is a config error naming the size, not a
-    traceback from the allocator."""
-
-    @functools.wraps(build)
-    def checked(*args: Any, **kwargs: Any) -> _Built:
-        try:
-            return build(*args, **kwargs)
-        except (RuntimeError, MemoryError, OverflowError, TypeError) as error:
-            text = str(error)
-            wanted = re.search(r"allocate (\d+) bytes", text)
-            huge = wanted is not None or isinstance(error, MemoryError | OverflowError) or "Overflow" in text
-            if not huge or (isinstance(error, TypeError) and "Overflow" not in text):
-                raise
-            size = (
-                f"{int(wanted.group(1)):,} bytes ({int(wanted.group(1)) / 2**30:,.0f} GiB)"
-                if wanted is not None
-                else "more elements than a tensor can hold"
-            )
-            raise ConfigError(
-                f"model: a layer asks for {size}, more than this machine can allocate: make the layer sizes "
-                "(model.encoder hidden/channels, expert, private) smaller"
-            ) from None
-
-    return checked
-
-
-@_refuse_huge_layers
-def _encoder(
-    spec: MLPConfig | BagOfEmbeddingsConfig | CNNConfig, num_features: int, in_shape: Sequence[int] | None = None
-) -> Encoder:
-    if isinstance(spec, BagOfEmbeddingsConfig):
-        return BagOfEmbeddings(num_features, spec.dim, spec.hidden, dropout=spec.dropout)
-    if isinstance(spec, CNNConfig):
-        if in_shape is None or len(in_shape) != 3:
-            raise ConfigError(f"a cnn encoder reads images [C, H, W]; the data's rows have shape {in_shape}")
-        return ConvNet(
-            num_features,
-            spec.channels,
-            kernel=spec.kernel,
-            pool=spec.pool,
-            batch_norm=spec.batch_norm,
-            hidden=spec.hidden,
-            dropout=spec.dropout,
-            readout=spec.readout,
-            in_size=in_shape[1:],
-        )
-    return MLP(num_features, spec.hidden, None, spec.dropout)
+def build_encoder(
+    config: ExperimentConfig, num_features: int, in_shape: Sequence[int] | None = None
+) -> MLP | BagOfEmbeddings | ConvNet:
+    """The shared encoder of the config (``model.encoder``'s `build`); ``num_features`` is the input size
+    (`input_size`), ``in_shape`` one input row's shape (`input_shape`; a ``cnn`` encoder needs the images'
+    ``(C, H, W)``)."""
+    return config.model.encoder.build(num_features, in_shape)
 
 
 def build_model(
     config: ExperimentConfig, architecture: str, num_features: int, in_shape: Sequence[int] | None = None
 ) -> ModelFactory:
-    """``tasks -> model``: the named architecture (`multitask.models.create`) as the config sets it up.
+    """``tasks -> model``: the named architecture as the config's ``model`` section builds it (`ModelConfig.build`).
 
     ``num_features`` is the encoders' input size (`input_size`: for token ids, the vocabulary size; for
     images, the channels); ``in_shape`` one input row's shape (`input_shape`), which ``mtan`` needs to size
     its attention modules. The models read the data type's input column (``x``, or ``tokens`` for
-    ``movie_reviews``). The ``model`` section gives the parts (encoder, expert, private encoder, the tasks'
-    head specs) and the architecture's hyper-parameters (`multitask.models.info`).
+    ``movie_reviews``) and the tasks' head sections.
     """
-    spec = config.model
-    expert_spec = spec.expert or spec.encoder
-    head_specs = {task.name: task.head for task in config.tasks}
-
-    def expert(in_features: int) -> MLP:
-        if not isinstance(expert_spec, MLPConfig):
-            raise ConfigError(
-                f"{architecture} builds MLP experts on feature vectors; model.encoder is {expert_spec.type}"
-            )
-        return MLP(in_features, expert_spec.hidden, None, expert_spec.dropout)
-
-    def head(task: Task, width: int) -> MLP:  # the config's head of ``task``, reading ``width`` features
-        head_spec = head_specs[task.name]
-        return MLP(width, head_spec.hidden, _out_features(task.head), head_spec.dropout)
-
-    private_spec = spec.private or spec.encoder
-    parts = ModelParts(
-        encoder=lambda: build_encoder(config, num_features, in_shape),
-        in_features=num_features,
-        expert=expert,
-        private=lambda: _encoder(private_spec, num_features, in_shape),
-        head=head,
-        in_shape=tuple(in_shape) if in_shape is not None else None,
-        input_key=config.data.input_key,
-    )
-    hyperparameters = {name: getattr(spec, name) for name in models.info(architecture).hyperparameters}
-
-    @_refuse_huge_layers
-    def build(tasks: Sequence[Task]) -> MultiTaskModel:
-        return models.create(architecture, tasks, parts, **hyperparameters)
-
-    return build
+    heads = {task.name: task.head for task in config.tasks}
+    return config.model.build(architecture, heads, num_features, in_shape, config.data.input_key)
 
 
 def architecture_of(config: ExperimentConfig, method: str) -> str:
@@ -250,28 +131,11 @@ def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | Non
     to it).
     """
     training = config.training
-    options = training.optimizer
-
-    def make_optimizer(params: Iterable[nn.Parameter]) -> Optimizer:
-        if options.name == "sgd":
-            return torch.optim.SGD(params, lr=options.lr, momentum=options.momentum, weight_decay=options.weight_decay)
-        cls = torch.optim.AdamW if options.name == "adamw" else torch.optim.Adam
-        return cls(params, lr=options.lr, weight_decay=options.weight_decay)
-
-    scheduler = None
-    if training.scheduler is not None:
-        schedule = training.scheduler
-
-        def scheduler(optimizer: Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-            if schedule.name == "cosine":
-                return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=training.epochs)
-            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=schedule.step_size, gamma=schedule.gamma)
-
     result: dict[str, Any] = {
         "strategy": config.strategy.build,
         "engine": config.strategy.engine(),
-        "optimizer": make_optimizer,
-        "scheduler": scheduler,
+        "optimizer": training.optimizer.build(),
+        "scheduler": training.build_scheduler(),
         "max_epochs": training.epochs,
         "batch_size": training.batch_size,
         "eval_batch_size": training.eval_batch_size,
@@ -279,13 +143,7 @@ def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | Non
         "temperature": training.temperature,
         "tasks_per_step": training.tasks_per_step,
         "steps_per_epoch": training.steps_per_epoch,
-        "loading": LoaderOptions(
-            num_workers=training.num_workers,
-            pin_memory=training.pin_memory,
-            prefetch_factor=training.prefetch_factor,
-            persistent_workers=training.persistent_workers,
-            train_transform=_train_transform(config),
-        ),
+        "loading": training.loader_options(_train_transform(config)),
         "grad_clip": training.grad_clip,
         "mixed_precision": training.mixed_precision,
         "patience": training.patience,
@@ -311,11 +169,3 @@ def _train_transform(config: ExperimentConfig) -> Transform | None:
     if isinstance(config.data, ImageFolderDataConfig) and config.data.transform is not None:
         return config.data.transform.build()
     return None
-
-
-def _out_features(head: nn.Module) -> int:
-    """The output width of a head the config built (an `MLP`)."""
-    width = getattr(head, "out_features", None)
-    if not isinstance(width, int):
-        raise ConfigError(f"cannot tell the output width of head {type(head).__name__}")
-    return width

@@ -16,7 +16,7 @@ from multitask.models._mlp import MLP
 from multitask.models._mmoe import MMoE
 from multitask.models._mtan import MTAN
 from multitask.models._ple import CGC, PLE
-from multitask.models._registry import ModelInfo, ModelParts, create, info, names
+from multitask.models._registry import ModelFactory, ModelInfo, ModelParts, create, info, names
 from multitask.models._shared_private import SharedPrivate
 from multitask.models._soft import SoftSharedConv2d, SoftSharedLinear, SoftSharing, soft_sharing_penalty
 
@@ -32,6 +32,7 @@ __all__ = [
     "HardSharing",
     "LeNet",
     "MMoE",
+    "ModelFactory",
     "ModelInfo",
     "ModelParts",
     "MultiTaskModel",

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from multitask.models._base import MultiTaskModel
     from multitask.tasks import Task
 
+ModelFactory = Callable[[Sequence["Task"]], "MultiTaskModel"]
+"""Builds a multi-task model from (fresh) tasks: how studies and configs pass an architecture that is not built yet
+(each run calls it under its seed, so the model's own layers start the same in every run)."""
+
 
 @dataclass(frozen=True)
 class ModelParts:

@@ -7,8 +7,8 @@ task groupings (`pairwise_transfer`, `train_groups`) and negative-transfer detec
 `multitask.analysis.fit_linear`, stays beside its record: a convex fit, no Trainer.)
 """
 
+from multitask.models import ModelFactory  # re-exported: where a study's architectures are given
 from multitask.studies._baselines import (
-    ModelFactory,
     RunResult,
     compare,
     fresh_copy,

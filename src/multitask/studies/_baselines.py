@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,12 @@ from torch import nn
 from multitask.comparison import Comparison
 from multitask.errors import ConfigError
 from multitask.layout import FINETUNE, PRETRAIN, STL, RunLayout, transfer_method
-from multitask.models import HardSharing, MultiTaskModel
+from multitask.models import HardSharing, ModelFactory, MultiTaskModel
 from multitask.studies._options import single_task_options, study_options
 from multitask.tasks import Task
 from multitask.training import Data, Trainer, TrainerOptions
 from multitask.training.distributed import is_main_process
 from multitask.training.trainer import Results
-
-ModelFactory = Callable[[Sequence[Task]], MultiTaskModel]
-"""Builds a multi-task model from (fresh) tasks; called under a fixed seed, so its own layers start the same."""
 
 
 def fresh_copy(module: nn.Module, seed: int) -> nn.Module:

@@ -16,7 +16,8 @@ from multitask.analysis import (
     preference_grid,
 )
 from multitask.errors import ConfigError, DataError
-from multitask.studies._baselines import ModelFactory, train_multitask
+from multitask.models import ModelFactory
+from multitask.studies._baselines import train_multitask
 from multitask.studies._options import study_options
 from multitask.tasks import Task
 from multitask.training import Data, TrainerOptions

@@ -15,7 +15,8 @@ from multitask.analysis import (
 )
 from multitask.errors import ConfigError
 from multitask.layout import RunLayout
-from multitask.studies._baselines import ModelFactory, compare
+from multitask.models import ModelFactory
+from multitask.studies._baselines import compare
 from multitask.studies._options import study_options
 from multitask.tasks import Task
 from multitask.training import Data, TrainerOptions
