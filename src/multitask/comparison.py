@@ -7,23 +7,21 @@ import io
 import json
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multitask._plots import pyplot, save_png, separating_decimals
+from multitask._comparison_chart import PANELS_PER_ROW, comparison_figure
+from multitask._plots import save_png
 from multitask.errors import DataError
 from multitask.layout import COMPARISON_FILE, RESULTS_FILE
-from multitask.metrics import delta_m, relative_gain
+from multitask.metrics import delta_m
 from multitask.training.checkpoint import atomic_write_bytes
+from multitask.types import Results as Results  # its name here before multitask.types
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-Results = Mapping[str, Mapping[str, float]]
-
-_PANELS_PER_ROW = 3
 
 
 @dataclass
@@ -260,8 +258,8 @@ class Comparison:
             meta.get("descriptions"),
         )
 
-    # ----- the bar chart -----
-    def figure(self, metrics: Sequence[str] | None = None, *, per_row: int = _PANELS_PER_ROW) -> Figure:
+    # ----- the bar chart (multitask._comparison_chart) -----
+    def figure(self, metrics: Sequence[str] | None = None, *, per_row: int = PANELS_PER_ROW) -> Figure:
         """The bar chart `plot` saves, as a matplotlib Figure (close it with ``pyplot.close``).
 
         One panel per task metric, ``per_row`` panels a row: one bar per method drawn from 0 (never a
@@ -272,162 +270,11 @@ class Comparison:
         direction-adjusted (positive: better), from 0: small differences are visible there, labelled
         as differences. Each panel's axes has the label ``"TASK/METRIC"`` (the gain panel ``"gain"``).
         """
-        plt = pyplot()
-        columns = self.columns(metrics)
-        gains = self._gains(columns)
-        count = max(len(columns), 1)
-        per_row = max(1, min(per_row, count))
-        rows = math.ceil(count / per_row)
-        extra = 1 if gains else 0
-        width = max(4.3 * per_row, 7.5 if gains else 0.0)
-        figure: Figure = plt.figure(figsize=(width, 3.6 * (rows + extra) + 0.5), layout="constrained")
-        grid = figure.add_gridspec(rows + extra, per_row)
-        for index, (task, metric) in enumerate(columns):
-            self._panel(figure.add_subplot(grid[index // per_row, index % per_row]), task, metric)
-        if not columns:
-            ax = figure.add_subplot(grid[0, 0])
-            ax.text(0.5, 0.5, "no results", ha="center", va="center")
-            ax.set_axis_off()
-        if gains:
-            self._gain_panel(figure.add_subplot(grid[rows, :]), columns, gains)
-        title = "test metrics per method (bars from 0"
-        title += "; error bars: ± 1 sample std over seeds)" if self.std is not None else ")"
-        figure.suptitle(title, fontsize=11)
-        return figure
+        return comparison_figure(self, metrics, per_row=per_row)
 
     def plot(self, path: str | Path) -> Path:
         """Save `figure` as a PNG at ``path`` and return the path."""
         return save_png(self.figure(), path)
-
-    def _panel(self, ax: Any, task: str, metric: str) -> None:
-        methods = self.methods
-        values = [self.results[m].get(task, {}).get(metric, math.nan) for m in methods]
-        spreads = [self.spread(m, task, metric) for m in methods]
-        spreads = [s if math.isfinite(s) and math.isfinite(v) else 0.0 for s, v in zip(spreads, values, strict=True)]
-        positions = list(range(len(methods)))
-        heights = [v if math.isfinite(v) else 0.0 for v in values]
-        ax.bar(positions, heights, width=0.7, color=[f"C{i % 10}" for i in positions])
-        with_spread = [i for i in positions if spreads[i] > 0]
-        if with_spread:
-            ax.errorbar(
-                [positions[i] for i in with_spread],
-                [values[i] for i in with_spread],
-                yerr=[spreads[i] for i in with_spread],
-                fmt="none",
-                ecolor="#222222",
-                elinewidth=1.2,
-                capsize=4,
-            )
-        ax.axhline(0.0, color="black", lw=0.8)
-        ends = [(v - s if v < 0 else v + s) for v, s in zip(heights, spreads, strict=True)]
-        _annotate(ax, positions, values, ends, panel_inches=3.6)
-        _zero_based_limits(ax, ends, rotated=_rotated(values, 3.6))
-        ax.set_xticks(positions, methods, rotation=30, ha="right", rotation_mode="anchor")
-        ax.set_title(f"{task}: {metric}", fontsize=10)
-        ax.set_ylabel(f"{metric}{_direction(self.higher_is_better.get(task, {}).get(metric))}")
-        ax.set_label(f"{task}/{metric}")
-
-    def _gains(self, columns: Sequence[tuple[str, str]]) -> dict[str, dict[tuple[str, str], float]]:
-        """``{method: {(task, metric): 100 · sign · (M − B) / |B|}}`` for the non-baseline methods."""
-        if self.baseline not in self.results:
-            return {}
-        reference = self.results[self.baseline]
-        gains: dict[str, dict[tuple[str, str], float]] = {}
-        for method in self.methods:
-            if method == self.baseline:
-                continue
-            for task, metric in columns:
-                base = reference.get(task, {}).get(metric, math.nan)
-                value = self.results[method].get(task, {}).get(metric, math.nan)
-                direction = self.higher_is_better.get(task, {}).get(metric)
-                gain = relative_gain(value, base, direction) if direction is not None else math.nan
-                if math.isfinite(gain):
-                    gains.setdefault(method, {})[(task, metric)] = gain
-        return gains
-
-    def _gain_panel(
-        self, ax: Any, columns: Sequence[tuple[str, str]], gains: Mapping[str, Mapping[tuple[str, str], float]]
-    ) -> None:
-        shown = [c for c in columns if any(c in g for g in gains.values())]
-        others = list(gains)
-        width = 0.8 / len(others)
-        positions: list[float] = []
-        values: list[float] = []
-        for j, method in enumerate(others):
-            xs = [g + (j - (len(others) - 1) / 2) * width for g in range(len(shown))]
-            ys = [gains[method].get(c, math.nan) for c in shown]
-            colour = f"C{self.methods.index(method) % 10}"
-            ax.bar(xs, [y if math.isfinite(y) else 0.0 for y in ys], width=width * 0.92, color=colour, label=method)
-            positions += xs
-            values += ys
-        ax.axhline(0.0, color="black", lw=0.8)
-        inches = max(4.3 * min(len(columns), _PANELS_PER_ROW), 7.5) * len(shown) / max(len(shown), 1)
-        heights = [v if math.isfinite(v) else 0.0 for v in values]
-        _annotate(ax, positions, values, heights, panel_inches=inches, suffix="%")
-        _zero_based_limits(ax, heights, rotated=_rotated(values, inches, suffix="%"))
-        ax.set_xticks(range(len(shown)), [f"{t}: {m}" for t, m in shown], rotation=20, ha="right")
-        ax.set_ylabel("gain, % (higher is better)")
-        ax.set_title(
-            f"difference vs {self.baseline}: relative gain in % of the {self.baseline} value, "
-            "sign-adjusted so that positive is better",
-            fontsize=10,
-        )
-        ax.legend(fontsize=8, ncol=min(len(others), 6), loc="best")
-        ax.set_label("gain")
-
-
-def _direction(higher_is_better: bool | None) -> str:
-    if higher_is_better is None:
-        return ""
-    return " (higher is better ↑)" if higher_is_better else " (lower is better ↓)"
-
-
-def _label_texts(values: Sequence[float], suffix: str = "") -> list[str]:
-    decimals = separating_decimals(values)
-    return [f"{v:.{decimals}f}{suffix}" if math.isfinite(v) else "n/a" for v in values]
-
-
-def _rotated(values: Sequence[float], panel_inches: float, suffix: str = "") -> bool:
-    """Whether the value labels must be vertical to fit above their bars (about 0.085 in per character)."""
-    texts = _label_texts(values, suffix)
-    slot = panel_inches / max(len(values), 1)
-    return max((len(t) for t in texts), default=0) * 0.085 > 0.95 * slot
-
-
-def _annotate(
-    ax: Any,
-    positions: Sequence[float],
-    values: Sequence[float],
-    ends: Sequence[float],
-    *,
-    panel_inches: float,
-    suffix: str = "",
-) -> None:
-    """Write each value above its bar (below a negative one), past the end of its error bar."""
-    rotation = 90 if _rotated(values, panel_inches, suffix) else 0
-    for x, value, end, text in zip(positions, values, ends, _label_texts(values, suffix), strict=True):
-        below = math.isfinite(value) and value < 0
-        ax.annotate(
-            text,
-            (x, end),
-            xytext=(0, -3 if below else 3),
-            textcoords="offset points",
-            ha="center",
-            va="top" if below else "bottom",
-            fontsize=9,
-            rotation=rotation,
-        )
-
-
-def _zero_based_limits(ax: Any, ends: Sequence[float], *, rotated: bool) -> None:
-    """y limits that include 0 (an axis starts at 0 when every value is positive), with room for labels."""
-    finite = [e for e in ends if math.isfinite(e)]
-    low, high = min([0.0, *finite]), max([0.0, *finite])
-    if low == high == 0.0:
-        ax.set_ylim(0.0, 1.0)
-        return
-    room = (0.32 if rotated else 0.14) * (high - low)
-    ax.set_ylim(low - room if low < 0 else 0.0, high + room if high > 0 else 0.0)
 
 
 def _fmt(value: float, signed: bool = False) -> str:

@@ -21,7 +21,8 @@ from multitask.analysis._explain import (
     task_clusters,
 )
 from multitask.analysis._grouping import TaskGrouping, select_groups
-from multitask.analysis._linear import LINEAR_ESTIMATORS, LINEAR_PENALTIES, LinearRun, fit_linear
+from multitask.analysis._linear import LINEAR_ESTIMATORS, LINEAR_PENALTIES, fit_linear
+from multitask.analysis._linear_run import LinearRun
 from multitask.analysis._pareto import (
     SWEEP_METHODS,
     ParetoFront,

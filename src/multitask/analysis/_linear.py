@@ -1,28 +1,27 @@
 """The ``linear`` method: a `multitask.linear` estimator fitted on tasks and datasets, evaluated and saved with
-its explanations (selected features, task clusters) as ``linear.json`` and ``linear.png``."""
+its explanations (selected features, task clusters) as ``linear.json`` and ``linear.png``.
+
+This module checks the arguments and fits; the fitted model is a `LinearRun` (``_linear_run``, which saves
+and reads it), and ``_linear_data`` turns the table into NumPy features and labels.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 import multitask.linear as lin
-from multitask._plots import heatmap, pyplot, save_png
-from multitask.analysis._explain import FeatureSelection, selected_features, task_clusters
-from multitask.data import ArrayDataset, as_array_dataset
+from multitask.analysis._explain import selected_features, task_clusters
+from multitask.analysis._linear_data import TableLike, feature_column, label_matrix, single_table
+from multitask.analysis._linear_run import LinearRun as LinearRun  # re-exported: the report reads it from here
 from multitask.errors import ConfigError, DataError, ShapeError, UnknownNameError
-from multitask.layout import LINEAR_FILE
 from multitask.tasks import Task
-from multitask.training.checkpoint import atomic_write_bytes
 
 LINEAR_ESTIMATORS: dict[str, tuple[type[Any], type[Any]]] = {
     "lasso": (lin.LeastSquaresLasso, lin.LogisticLasso),
@@ -42,141 +41,13 @@ LINEAR_PENALTIES: tuple[str, ...] = tuple(LINEAR_ESTIMATORS)
 """The penalty names `fit_linear` accepts (the keys of `LINEAR_ESTIMATORS`)."""
 _KINDS = ("regression", "binary")
 _FITTED = ("n_iter_", "dual_gap_", "alpha_")  # scalar fitted attributes worth keeping (when finite)
-_PLOT_FEATURES = 30
-
-Data = ArrayDataset | Mapping[str, Tensor | np.ndarray[Any, Any]]
-Results = dict[str, dict[str, float]]
-
-
-@dataclass(frozen=True)
-class LinearRun:
-    """A fitted linear multi-task model: weights, test metrics and explanations, readable back from JSON.
-
-    Attributes:
-        penalty: The penalty's name (a key of `LINEAR_ESTIMATORS`).
-        estimator: The estimator's class name, e.g. ``"LeastSquaresL21"``.
-        params: The constructor arguments given.
-        task_names: The tasks, in the order of ``coef``'s rows.
-        feature_names: The ``d`` features.
-        coef: ``W`` as ``[T][d]``: task ``t`` predicts ``x · coef[t] + intercept[t]``.
-        intercept: ``[T]``.
-        test: ``{task: {metric: value}}`` on the test split (empty without one).
-        selection: The features used, jointly (non-zero rows of ``W``) and per task.
-        clusters: ``{task: cluster index}``, or None when not asked for.
-        seconds: Wall time of the fit.
-        kind: ``"regression"`` (values) or ``"binary"`` (logits) for every task.
-        input_key: The dataset column holding the features.
-        fitted: Scalar fitted attributes: ``n_iter_``, ``dual_gap_``, ``alpha_`` (CV estimators).
-    """
-
-    penalty: str
-    estimator: str
-    params: dict[str, Any]
-    task_names: list[str]
-    feature_names: list[str]
-    coef: list[list[float]]
-    intercept: list[float]
-    test: Results
-    selection: FeatureSelection
-    clusters: dict[str, int] | None
-    seconds: float
-    kind: str = "regression"
-    input_key: str = "x"
-    fitted: dict[str, float] = field(default_factory=dict)
-
-    def predict(self, x: Tensor | np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """``X Wᵀ + b``: ``[n, T]`` values (regression) or logits (binary) for features ``x [n, d]``."""
-        array = _features(x, self.input_key)
-        coef = np.asarray(self.coef, dtype=np.float64).reshape(len(self.task_names), -1)
-        if array.shape[1] != coef.shape[1]:
-            raise ShapeError(f"the model has {coef.shape[1]} features; the data has {array.shape[1]}")
-        return np.asarray(array @ coef.T + np.asarray(self.intercept, dtype=np.float64))
-
-    def evaluate(self, dataset: Data, tasks: Sequence[Task]) -> Results:
-        """``{task: {metric: value}}`` on ``dataset`` from the saved weights, with each `Task`'s own metrics.
-
-        Args:
-            dataset: One dataset whose rows carry the features (column ``input_key``) and every task's labels.
-            tasks: Tasks named as in ``task_names`` (extra tasks are ignored); their metrics are computed.
-
-        Raises:
-            DataError: A task of the run is not among ``tasks``, or the data lacks a column or has
-                the wrong number of features.
-        """
-        by_name = {task.name: task for task in tasks}
-        missing = [name for name in self.task_names if name not in by_name]
-        if missing:
-            raise DataError(f"the linear model was fitted on tasks {self.task_names}; no Task given for {missing}")
-        chosen = [by_name[name] for name in self.task_names]
-        data = _single(dataset, "evaluation")
-        x = _input(data, self.input_key, "evaluation")
-        return _evaluate(self.predict(x), chosen, data)
-
-    def to_json(self) -> str:
-        """The run as strict JSON; non-finite numbers are written as the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
-        payload = asdict(self)
-        return json.dumps(_encode(payload), indent=1, allow_nan=False)
-
-    def write(self, directory: str | Path) -> Path:
-        """``linear.json`` (atomically) and ``linear.png`` (`plot`) in ``directory``; returns the JSON's path."""
-        directory = Path(directory)
-        atomic_write_bytes(directory / LINEAR_FILE, self.to_json().encode())
-        self.plot(directory / "linear.png")
-        return directory / LINEAR_FILE
-
-    @classmethod
-    def read(cls, path: str | Path) -> LinearRun:
-        """Read a ``linear.json`` (or the one in a folder)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / LINEAR_FILE
-        try:
-            payload = json.loads(path.read_text())
-            selection = payload.pop("selection")
-            selection["row_norms"] = [_decode(v) for v in selection["row_norms"]]
-            payload["coef"] = [[_decode(v) for v in row] for row in payload["coef"]]
-            payload["intercept"] = [_decode(v) for v in payload["intercept"]]
-            payload["test"] = {t: {m: _decode(v) for m, v in values.items()} for t, values in payload["test"].items()}
-            payload["fitted"] = {k: _decode(v) for k, v in payload.get("fitted", {}).items()}
-            payload["seconds"] = _decode(payload["seconds"])
-            return cls(selection=FeatureSelection(**selection), **payload)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise DataError(f"cannot read a linear model from {path}: {error}") from error
-
-    def plot(self, path: str | Path) -> Path:
-        """Heatmap of ``|W|``: the selected features with the largest row norms ``‖W_j·‖₂`` (at most 30) × tasks."""
-        coef = np.abs(np.asarray(self.coef, dtype=float).reshape(len(self.task_names), -1))
-        norms = np.nan_to_num(np.asarray(self.selection.row_norms, dtype=float), nan=-1.0)
-        selected = len(self.selection.selected)
-        shown = min(_PLOT_FEATURES, selected or coef.shape[1])  # nothing selected: the largest rows anyway
-        rows = np.argsort(-norms, kind="stable")[:shown]
-        names = [_short(self.feature_names[j]) for j in rows]
-        plt = pyplot()
-        label_width = 0.07 * max((len(name) for name in names), default=0)  # inches for the feature names
-        width = max(5.0, 2.6 + 0.75 * len(self.task_names) + label_width)
-        figure, ax = plt.subplots(figsize=(width, 1.6 + 0.3 * max(shown, 1)))
-        title = f"|W| of {self.estimator}\n{selected} of {coef.shape[1]} features selected"
-        if shown < selected:
-            title += f", top {shown} shown"
-        heatmap(ax, coef[:, rows].T, names, self.task_names, title=title, symmetric=False, fmt="{:.3g}", cmap="Blues")
-        top = float(np.nanmax(coef[:, rows])) if coef.size and np.isfinite(coef[:, rows]).any() else 0.0
-        ax.images[0].set_clim(0.0, 1.4 * top or 1.0)  # the darkest blue stays light enough for black labels
-        ax.set_aspect("auto")  # cells fill the figure, whatever the number of tasks and features
-        ax.set_xlabel("task")
-        figure.tight_layout()
-        return save_png(figure, path)
-
-
-def _short(name: str, limit: int = 40) -> str:
-    """A feature name cut to ``limit`` characters for a plot label (long one-hot names of categorical columns)."""
-    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def fit_linear(
     penalty: str,
     tasks: Sequence[Task],
-    train: Data,
-    test: Data | None = None,
+    train: TableLike,
+    test: TableLike | None = None,
     *,
     params: Mapping[str, Any] | None = None,
     feature_names: Sequence[str] | None = None,
@@ -223,9 +94,9 @@ def fit_linear(
         raise UnknownNameError(f"unknown linear penalty {penalty!r}; allowed: {', '.join(LINEAR_PENALTIES)}")
     kind = _task_kind(tasks)
     estimator = _make_estimator(LINEAR_ESTIMATORS[penalty][_KINDS.index(kind)], params or {})
-    data = _single(train, "training")
-    x = _input(data, input_key, "training")
-    y = _targets(data, tasks, kind)
+    data = single_table(train, "training")
+    x = feature_column(data, input_key, "training")
+    y = label_matrix(data, tasks, kind)
     names = [f"x{j}" for j in range(x.shape[1])] if feature_names is None else [str(f) for f in feature_names]
     if len(names) != x.shape[1]:
         raise DataError(f"{len(names)} feature names for {x.shape[1]} features in column {input_key!r}")
@@ -237,8 +108,8 @@ def fit_linear(
         )
     test_data = None
     if test is not None:
-        test_data = _single(test, "test")
-        x_test = _input(test_data, input_key, "test")
+        test_data = single_table(test, "test")
+        x_test = feature_column(test_data, input_key, "test")
         if x_test.shape[1] != x.shape[1]:
             raise ShapeError(f"test column {input_key!r} has {x_test.shape[1]} features; training has {x.shape[1]}")
         for task in tasks:
@@ -321,62 +192,6 @@ def _make_estimator(cls: type[Any], params: Mapping[str, Any]) -> Any:
     return estimator
 
 
-def _single(data: Data, role: str) -> ArrayDataset:
-    if isinstance(data, Mapping) and data and all(isinstance(v, ArrayDataset | Mapping) for v in data.values()):
-        raise DataError(
-            f"{role} data is one dataset per task; linear models need one dataset whose rows carry every "
-            "task's labels (single-input data)"
-        )
-    return as_array_dataset(data)
-
-
-def _input(data: ArrayDataset, key: str, role: str) -> np.ndarray[Any, Any]:
-    if key not in data:
-        raise DataError(f"{role} data has no feature column {key!r}; columns: {sorted(data.keys())}")
-    return _features(data.columns[key], key)
-
-
-def _features(values: Tensor | np.ndarray[Any, Any], key: str) -> np.ndarray[Any, Any]:
-    array = values.detach().cpu().double().numpy() if isinstance(values, Tensor) else np.asarray(values, np.float64)
-    if array.ndim != 2:
-        raise ShapeError(f"column {key!r} must be features [n, d]; got shape {tuple(array.shape)}")
-    if not np.isfinite(array).all():
-        raise DataError(f"column {key!r} holds NaN or infinite features; impute or drop them first")
-    return array
-
-
-def _targets(data: ArrayDataset, tasks: Sequence[Task], kind: str) -> np.ndarray[Any, Any]:
-    """``Y [n, T]`` with ``NaN`` where a task's label is missing."""
-    columns = []
-    for task in tasks:
-        target, mask = task.labels(data.columns)
-        if target.dim() != 1:
-            raise ShapeError(f"task {task.name!r}: linear models take one label per row; got {tuple(target.shape)}")
-        values = target.detach().cpu().double().numpy().copy()
-        observed = mask.cpu().numpy()
-        values[~observed] = np.nan
-        if not observed.any():
-            raise DataError(f"task {task.name!r} has no label in the training data")
-        if kind == "binary" and not np.isin(values[observed], (0.0, 1.0)).all():
-            raise DataError(f"task {task.name!r}: binary labels must be 0 or 1 (NaN for a missing one)")
-        if not np.isfinite(values[observed]).all():
-            raise DataError(f"task {task.name!r} has infinite labels")
-        columns.append(values)
-    y = np.stack(columns, axis=1)
-    if kind == "binary" and np.unique(y[~np.isnan(y)]).size < 2:
-        raise DataError("the binary tasks' labels are all of one class; a logistic model needs both 0 and 1")
-    return y
-
-
-def _evaluate(prediction: np.ndarray[Any, Any], tasks: Sequence[Task], data: ArrayDataset) -> Results:
-    results: Results = {}
-    for t, task in enumerate(tasks):
-        target, mask = task.labels(data.columns)
-        evaluation = task.evaluate(torch.from_numpy(np.ascontiguousarray(prediction[:, t])), target, mask)
-        results[task.name] = dict(evaluation.metrics)
-    return results
-
-
 def _is_finite(value: Any) -> bool:
     return (
         isinstance(value, int | float | np.integer | np.floating)
@@ -398,21 +213,3 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | bool | int | float):
         return value
     raise ConfigError(f"linear model parameters must be numbers, strings, lists or None; got {type(value).__name__}")
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # "nan", "inf", "-inf": float() reads them back
-    return value
-
-
-def _decode(value: Any) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise TypeError(f"expected a number; got {value!r}")
-    return float(value)

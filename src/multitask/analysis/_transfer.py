@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,12 +19,9 @@ from multitask.errors import ConfigError, DataError
 from multitask.layout import TRANSFER_FILE
 from multitask.metrics import delta_m
 from multitask.training.checkpoint import atomic_write_bytes
-
-if TYPE_CHECKING:
-    pass
+from multitask.types import Results
 
 Interval = Literal["t", "bootstrap"]
-Results = Mapping[str, Mapping[str, float]]
 
 
 @dataclass(frozen=True)

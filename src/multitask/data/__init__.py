@@ -5,6 +5,7 @@ from multitask.data._augment import ImageAugmentation
 from multitask.data._celeba import load_celeba
 from multitask.data._census import load_census_income
 from multitask.data._cityscapes import load_cityscapes
+from multitask.data._csv import read_csv_columns
 from multitask.data._dataset import ArrayDataset, Batch, as_array_dataset
 from multitask.data._external import LoaderSteps, MultiLoaderSteps, stream_loader
 from multitask.data._folders import load_imagenet, load_office31, load_office_home
@@ -37,7 +38,7 @@ from multitask.data._pipeline import (
 )
 from multitask.data._registry import DatasetInfo, LoadedData, create, info, names, register
 from multitask.data._synthetic import gradnorm_regression
-from multitask.data._tabular import TabularData, TabularEncoder, load_tabular, read_csv_columns
+from multitask.data._tabular import TabularData, TabularEncoder, load_tabular
 from multitask.data._targets import TargetSpec
 from multitask.data._text import Vocabulary, load_movie_reviews, tokenize
 from multitask.data._yeast import load_yeast

@@ -10,8 +10,10 @@ import torch
 from torch import Tensor
 
 from multitask.errors import DataError, ShapeError
+from multitask.types import BatchDict
 
-Batch = dict[str, Tensor]
+Batch = BatchDict
+"""`multitask.types.BatchDict` (what ``ArrayDataset[index]`` returns) under its older name, ``multitask.data.Batch``."""
 
 
 class ArrayDataset:
@@ -44,7 +46,7 @@ class ArrayDataset:
     def __len__(self) -> int:
         return self._length
 
-    def __getitem__(self, index: Tensor | slice | int) -> Batch:
+    def __getitem__(self, index: Tensor | slice | int) -> BatchDict:
         if isinstance(index, int):
             index = slice(index, index + 1)
         return {key: value[index] for key, value in self.columns.items()}

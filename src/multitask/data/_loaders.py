@@ -17,7 +17,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from multitask.data._dataset import ArrayDataset, Batch
+from multitask.data._dataset import ArrayDataset
 from multitask.data._pipeline import (
     BatchReader,
     LoaderOptions,
@@ -29,13 +29,14 @@ from multitask.data._pipeline import (
     source_length,
 )
 from multitask.errors import ConfigError, DataError
+from multitask.types import BatchDict
 
-Step = list[tuple[Batch, tuple[str, ...]]]
+Step = list[tuple[BatchDict, tuple[str, ...]]]
 Sampling = Literal["round_robin", "proportional", "uniform", "temperature"]
 SAMPLING_RULES: tuple[str, ...] = get_args(Sampling)
 
 
-def iter_batches(dataset: ArrayDataset, batch_size: int) -> Iterator[Batch]:
+def iter_batches(dataset: ArrayDataset, batch_size: int) -> Iterator[BatchDict]:
     """Consecutive batches in dataset order (for evaluation and prediction)."""
     for start in range(0, len(dataset), batch_size):
         yield dataset[slice(start, start + batch_size)]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from multitask.errors import ConfigError
+from multitask.types import Batch as Batch  # re-exported: the sharing schemes import it from here
 
-Batch = Mapping[str, Tensor]
 T = TypeVar("T")
 
 

@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from multitask.data import (
     ArrayDataset,
-    Batch,
     BatchReader,
     LazyDataset,
     LoaderOptions,
@@ -37,6 +36,7 @@ from multitask.data import (
 )
 from multitask.errors import ConfigError, DataError
 from multitask.tasks import Task
+from multitask.types import Batch, BatchDict
 
 # Single-input data: one source whose rows carry every task's labels.
 # Multi-input data: a mapping {task name: source}, one source per task.
@@ -218,7 +218,7 @@ class TaskData:
             options=self.options,
         )
 
-    def eval_groups(self, batch_size: int, task_names: Sequence[str]) -> Iterator[tuple[Batch, tuple[str, ...]]]:
+    def eval_groups(self, batch_size: int, task_names: Sequence[str]) -> Iterator[tuple[BatchDict, tuple[str, ...]]]:
         """Batches in order with the tasks to compute on each."""
         sources = {"": self.single} if self.single is not None else dict(self.per_task)
         groups = {"": tuple(task_names)} if self.single is not None else {name: (name,) for name in sources}
@@ -296,7 +296,7 @@ def label_problem(task: Task, target: Tensor, mask: Tensor) -> str | None:
     return None
 
 
-def check_batch(tasks: Mapping[str, Task], batch: Mapping[str, Tensor], names: Sequence[str], where: str) -> None:
+def check_batch(tasks: Mapping[str, Task], batch: Batch, names: Sequence[str], where: str) -> None:
     """The up-front label checks of a table, on one batch of data that could not be scanned.
 
     Raises:
@@ -319,7 +319,7 @@ def check_batch(tasks: Mapping[str, Task], batch: Mapping[str, Tensor], names: S
 def check_classes(
     tasks: Mapping[str, Task],
     outputs: Mapping[str, Tensor],
-    batch: Mapping[str, Tensor],
+    batch: Batch,
     names: Sequence[str],
     where: str,
 ) -> None:

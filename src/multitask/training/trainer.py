@@ -53,10 +53,11 @@ from multitask.training.checkpoint import save_checkpoint, sweep_temporaries
 from multitask.training.distributed import Distributed
 from multitask.training.lock import RunFolderLock
 from multitask.training.progress import ProgressBar, RunProgress, progress_wanted
+from multitask.types import ResultsDict
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
-Results = dict[str, dict[str, float]]
+Results = ResultsDict  # its name here before multitask.types
 
 
 class Trainer(TrainSteps, Evaluation, Checkpointing):

@@ -11,8 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from multitask._registry import Registry
-from multitask.errors import ConfigError, InvalidLossError, NonFiniteLossError, ShapeError
-from multitask.errors import check_number as check_number  # re-exported for the weightings
+from multitask.errors import ConfigError, InvalidLossError, NonFiniteLossError, ShapeError, check_number
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multitask.weighting._base import StepContext, Weighting, check_number, registry
+from multitask.errors import check_number
+from multitask.weighting._base import StepContext, Weighting, registry
 
 
 @registry.register("db_mtl")

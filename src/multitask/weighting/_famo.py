@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from multitask.weighting._base import StepContext, Weighting, check_number, masked_softmax, registry
+from multitask.errors import check_number
+from multitask.weighting._base import StepContext, Weighting, masked_softmax, registry
 from multitask.weighting._optim import OwnAdam
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from multitask.errors import ConfigError
-from multitask.weighting._base import StepContext, Weighting, check_number, registry
+from multitask.errors import ConfigError, check_number
+from multitask.weighting._base import StepContext, Weighting, registry
 from multitask.weighting._optim import OwnAdam
 
 

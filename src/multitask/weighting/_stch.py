@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from multitask.errors import ConfigError
-from multitask.weighting._base import StepContext, Weighting, check_num_tasks, check_number, check_preference, registry
+from multitask.errors import ConfigError, check_number
+from multitask.weighting._base import StepContext, Weighting, check_num_tasks, check_preference, registry
 
 
 @registry.register("stch")
