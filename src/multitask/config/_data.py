@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from pydantic import (
     Field,
     field_validator,
@@ -13,7 +15,9 @@ from pydantic import (
 
 from multitask import data
 from multitask.config._common import Seed, StrictModel
-from multitask.data import DatasetInfo, ImageAugmentation
+from multitask.config._tasks import TaskConfig
+from multitask.data import DatasetInfo, ImageAugmentation, MultiTaskData, TabularData
+from multitask.errors import TargetError
 
 
 class DataSection(StrictModel):
@@ -43,12 +47,56 @@ class DataSection(StrictModel):
         """The input column the models read: ``tokens`` for token ids, else ``x``."""
         return "tokens" if self.info.input == "tokens" else "x"
 
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> TabularData | MultiTaskData:
+        """The data this section describes, loaded: `TabularData` or `MultiTaskData` with all its tasks.
+
+        Each data type loads through the dataset registry (`multitask.data.create`) under its registry name,
+        with this section's fields as the loader's arguments; `multitask.experiment.load_data` then keeps the
+        config's tasks of multi-task data and checks their kinds.
+
+        Args:
+            seed: The experiment's seed (``ExperimentConfig.seed``): the seed of the splits, unless the section
+                has a ``seed`` of its own.
+            tasks: The config's tasks (``ExperimentConfig.tasks``): the label columns and kinds of the data
+                types whose tasks come from the user's files (``csv``, ``image_folder``); the others ignore them.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not build its data")
+
+
+def _tabular(name: str, **arguments: Any) -> TabularData:
+    """``multitask.data.create(name, **arguments)``, a `TabularData`."""
+    loaded = data.create(name, **arguments)
+    if not isinstance(loaded, TabularData):
+        raise TypeError(f"dataset {name!r} gave a {type(loaded).__name__}, not TabularData")
+    return loaded
+
+
+def _multi_task(name: str, **arguments: Any) -> MultiTaskData:
+    """``multitask.data.create(name, **arguments)``, a `MultiTaskData`."""
+    loaded = data.create(name, **arguments)
+    if not isinstance(loaded, MultiTaskData):
+        raise TypeError(f"dataset {name!r} gave a {type(loaded).__name__}, not MultiTaskData")
+    return loaded
+
 
 class CensusDataConfig(DataSection):
     """The UCI Census-Income (KDD) data of the MMoE paper (tasks: income, marital)."""
 
     type: Literal["census_income"]
     max_train_samples: int | None = Field(default=None, gt=0)
+
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> TabularData:
+        """``create("census_income", seed=seed)`` (`multitask.data.load_census_income`); with
+        ``max_train_samples`` below the training rows, that many of them drawn at random (``seed``), the
+        validation and test splits whole. ``tasks`` is not read (the data's tasks are income and marital)."""
+        census = _tabular("census_income", seed=seed)
+        limit = self.max_train_samples
+        if limit is not None and limit < len(census.train):
+            index = torch.randperm(len(census.train), generator=torch.Generator().manual_seed(seed))[:limit]
+            census = TabularData(
+                census.train.subset(index), census.val, census.test, census.feature_names, census.kinds, census.classes
+            )
+        return census
 
 
 class CSVDataConfig(DataSection):
@@ -69,6 +117,34 @@ class CSVDataConfig(DataSection):
         if self.val is not None and self.val_fraction:
             raise ValueError("give either val (a file) or val_fraction, not both")
         return self
+
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> TabularData:
+        """``create("csv", ...)`` (`multitask.data.load_tabular`): the files ``train``, ``val``, ``test``, the
+        columns ``numeric`` and ``categorical``, ``val_fraction`` and ``seed``, and one target per task of
+        ``tasks`` (its ``column``, default its name; its ``kind``; its ``positive``).
+
+        Raises:
+            TargetError: A task's labels do not fit its kind; the fix names the config's field (``tasks[i]``).
+        """
+        targets = {
+            task.name: {"column": task.column or task.name, "kind": task.kind, "positive": task.positive}
+            for task in tasks
+        }
+        try:
+            return _tabular(
+                "csv",
+                train=self.train,
+                val=self.val,
+                test=self.test,
+                numeric=self.numeric,
+                categorical=self.categorical,
+                targets=targets,
+                val_fraction=self.val_fraction,
+                seed=seed,
+            )
+        except TargetError as error:  # the config's field to change, not the Python argument
+            position = [task.name for task in tasks].index(error.task)
+            raise error.in_config(f"tasks[{position}]") from None
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
@@ -97,6 +173,19 @@ class NewsgroupDataConfig(DataSection):
         _check_fractions(self.val_fraction, self.test_fraction)
         return self
 
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
+        """``create("newsgroup", ...)`` (`multitask.data.load_newsgroup`): ``folder``, ``features``,
+        ``val_fraction``, ``test_fraction`` and the section's ``seed``, else ``seed``. All four tasks;
+        ``tasks`` is not read."""
+        return _multi_task(
+            "newsgroup",
+            folder=self.folder,
+            features=self.features,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            seed=self.seed if self.seed is not None else seed,
+        )
+
 
 class MultiMnistDataConfig(DataSection):
     """Two overlaid images per input, tasks ``left`` and ``right`` (Sener & Koltun 2018): 10-class each.
@@ -120,6 +209,19 @@ class MultiMnistDataConfig(DataSection):
             raise ValueError("root (the Fashion-MNIST folder) is read only with variant: fashion")
         return self
 
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
+        """``create("multi_mnist", ...)`` (`multitask.data.load_multi_mnist`) for ``variant: digits``,
+        ``create("multi_fashion", ...)`` (`load_multi_fashion`, with ``root`` when given, else the loader's
+        default folder) for ``fashion``: ``val_fraction``, ``limit`` and the section's ``seed``, else ``seed``.
+        ``tasks`` is not read."""
+        split_seed = self.seed if self.seed is not None else seed
+        if self.variant == "fashion":
+            root = {} if self.root is None else {"root": self.root}
+            return _multi_task(
+                "multi_fashion", **root, val_fraction=self.val_fraction, seed=split_seed, limit=self.limit
+            )
+        return _multi_task("multi_mnist", val_fraction=self.val_fraction, seed=split_seed, limit=self.limit)
+
 
 class NYUv2DataConfig(DataSection):
     """NYUv2 in the MTAN/LibMTL ``.npy`` layout (`multitask.data.load_nyuv2`): dense tasks ``segmentation``
@@ -133,6 +235,13 @@ class NYUv2DataConfig(DataSection):
     root: Path
     val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     num_threads: int = Field(default=0, ge=0)
+
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
+        """``create("nyuv2", ...)`` (`multitask.data.load_nyuv2`): ``root``, ``val_fraction``, ``seed`` and
+        ``num_threads``. All three tasks; ``tasks`` is not read."""
+        return _multi_task(
+            "nyuv2", root=self.root, val_fraction=self.val_fraction, seed=seed, num_threads=self.num_threads
+        )
 
 
 class ImageTransformConfig(StrictModel):
@@ -185,6 +294,25 @@ class ImageFolderDataConfig(DataSection):
             raise ValueError(f"split_column and image_column are both {self.image_column!r}; name two columns")
         return self
 
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
+        """``create("image_folder", ...)`` (`multitask.data.load_image_folder`): ``root``, ``labels``,
+        ``image_column``, ``image_size``, ``val_fraction``, ``test_fraction``, ``split_column``,
+        ``num_threads``, the section's ``seed`` (else ``seed``), and ``tasks={name: kind}`` of ``tasks``: the
+        config's kinds, as for CSV data (``transform`` is not read here: the Trainer applies it)."""
+        return _multi_task(
+            "image_folder",
+            root=self.root,
+            labels=self.labels,
+            image_column=self.image_column,
+            tasks={task.name: task.kind for task in tasks},
+            image_size=self.image_size,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            split_column=self.split_column,
+            seed=self.seed if self.seed is not None else seed,
+            num_threads=self.num_threads,
+        )
+
 
 class MovieReviewsDataConfig(DataSection):
     """IMDB and Rotten Tomatoes sentiment (`multitask.data.load_movie_reviews`), one dataset per source: token ids.
@@ -207,6 +335,22 @@ class MovieReviewsDataConfig(DataSection):
     def _leaves_training_data(self) -> MovieReviewsDataConfig:
         _check_fractions(self.val_fraction, self.test_fraction)
         return self
+
+    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
+        """``create("movie_reviews", ...)`` (`multitask.data.load_movie_reviews`): ``path``, ``max_per_task``,
+        ``val_fraction``, ``test_fraction``, ``max_length``, ``min_frequency``, ``max_vocabulary`` and the
+        section's ``seed``, else ``seed``. One task per source; ``tasks`` is not read."""
+        return _multi_task(
+            "movie_reviews",
+            path=self.path,
+            max_per_task=self.max_per_task,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            max_length=self.max_length,
+            min_frequency=self.min_frequency,
+            max_vocabulary=self.max_vocabulary,
+            seed=self.seed if self.seed is not None else seed,
+        )
 
 
 DataConfig = (
