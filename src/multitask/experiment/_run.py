@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -30,12 +29,13 @@ from multitask.config import (
 from multitask.data import TabularData
 from multitask.errors import ConfigError, DataError
 from multitask.experiment._build import build_encoder, build_model, build_tasks, describe_methods, trainer_options
+from multitask.experiment._folder import check_run_dir, prepare_run_dir
 from multitask.experiment._inputs import ExperimentData, input_shape, input_size, load_data
-from multitask.layout import AFFINITY_FILE, AFFINITY_PLOT, CONFLICT_FILE, GROUPS, LINEAR, LOCK_FILE, RunLayout
+from multitask.layout import AFFINITY_FILE, AFFINITY_PLOT, CONFLICT_FILE, GROUPS, LINEAR, MTL, RunLayout
 from multitask.studies import ModelFactory, compare, pairwise_transfer, pareto_sweep, train_groups
 from multitask.training import TrainerOptions
 from multitask.training.distributed import Distributed
-from multitask.training.lock import RunFolderLock, existing_folder, prepare_folder
+from multitask.training.lock import RunFolderLock
 from multitask.training.progress import RunProgress, progress_wanted
 
 
@@ -103,7 +103,7 @@ def run_experiment(
     """
     directory = output_dir(config, output)
     saved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    _check_run_dir(directory, saved, resume, overwrite)
+    check_run_dir(directory, saved, resume, overwrite)
     shown: RunProgress | None = None  # only rank 0 (torchrun sets RANK) shows progress
     if isinstance(progress, RunProgress):
         shown = progress
@@ -143,9 +143,9 @@ def _run_experiment(
         lock.acquire()
     try:
         if distributed is None:
-            _prepare_run_dir(directory, saved, resume, overwrite)
+            prepare_run_dir(directory, saved, resume, overwrite)
         else:
-            distributed.run_on_main(_prepare_run_dir, directory, saved, resume, overwrite)
+            distributed.run_on_main(prepare_run_dir, directory, saved, resume, overwrite)
         return _run_all(config, data, directory, resume, progress, distributed)
     finally:
         lock.release()
@@ -164,7 +164,7 @@ def _run_all(
     runs = _Runs(config, data, resume, progress)
     seeds = analysis.seeds or [config.seed]
     run = RunLayout(directory)
-    folders = {seed: run.seed(seed).root if analysis.seeds else directory for seed in seeds}
+    folders = {seed: run.seed(seed) if analysis.seeds else run for seed in seeds}
     comparisons = {seed: runs.compare(seed, folder) for seed, folder in folders.items()}
     if analysis.groups is not None:
         _status(progress, "choosing the task groups")
@@ -178,7 +178,7 @@ def _run_all(
         _status(progress, "judging negative transfer")
         comparison = Comparison.mean(list(comparisons.values()))
         comparison.write(directory)
-        _judge_transfer(config, list(comparisons.values()), directory, folders[seeds[0]])
+        _judge_transfer(config, list(comparisons.values()), run, folders[seeds[0]])
     if analysis.pareto is not None:
         runs.pareto(analysis.pareto, seeds[0], run.pareto, comparisons[seeds[0]])
     if analysis.report and (distributed is None or distributed.is_main):
@@ -207,7 +207,7 @@ class _Runs:
         self.tasks = build_tasks(config, data, self.encoder.out_features, self.shape)
         self.options = trainer_options(config, progress if progress is not None else False)
 
-    def compare(self, seed: int, folder: Path) -> Comparison:
+    def compare(self, seed: int, folder: RunLayout) -> Comparison:
         """Every method of ``compare.methods`` (and the transfer runs) with ``seed``, written to ``folder``."""
         config = self.config
         methods = config.compare.methods
@@ -230,7 +230,7 @@ class _Runs:
                 freeze_encoder=config.compare.freeze_encoder,
                 input_key=config.data.input_key,
                 seed=seed,
-                run_dir=folder,
+                run_dir=folder.root,
                 resume=self.resume,
                 options=self.options,
             )
@@ -240,10 +240,10 @@ class _Runs:
         comparison = dataclasses.replace(comparison, descriptions=describe_methods(config, described))
         if "linear" in methods:
             return self._with_linear(comparison, folder)  # writes the folder's results again, with the linear row
-        comparison.write(folder)  # the descriptions join results.md and comparison.json
+        comparison.write(folder.root)  # the descriptions join results.md and comparison.json
         return comparison
 
-    def _with_linear(self, comparison: Comparison, folder: Path) -> Comparison:
+    def _with_linear(self, comparison: Comparison, folder: RunLayout) -> Comparison:
         """``comparison`` with the method ``linear`` (`fit_linear`; ``folder/linear``)."""
         spec = self.config.linear or LinearConfig()
         if not isinstance(self.data, TabularData):
@@ -257,13 +257,13 @@ class _Runs:
             feature_names=self.data.feature_names,
             num_clusters=spec.clusters,
             input_key=self.config.data.input_key,
-            run_dir=RunLayout(folder).method(LINEAR),
+            run_dir=folder.method(LINEAR),
         )
         return self._merged(comparison, "linear", run.test, run.seconds, folder)
 
     @staticmethod
     def _merged(
-        comparison: Comparison, method: str, results: dict[str, dict[str, float]], seconds: float, folder: Path
+        comparison: Comparison, method: str, results: dict[str, dict[str, float]], seconds: float, folder: RunLayout
     ) -> Comparison:
         """``comparison`` with one more method's test results, written again to ``folder``."""
         merged = dataclasses.replace(
@@ -271,7 +271,7 @@ class _Runs:
             results=comparison.results | {method: results},
             seconds=(comparison.seconds or {}) | {method: seconds},
         )
-        merged.write(folder)
+        merged.write(folder.root)
         return merged
 
     def _model(self) -> ModelFactory | None:
@@ -283,7 +283,7 @@ class _Runs:
         """The trainer options without the analysis monitors (extra runs are not monitored)."""
         return self.options.replace(callbacks=())
 
-    def grouping(self, spec: GroupsConfig, folder: Path) -> TaskGrouping:
+    def grouping(self, spec: GroupsConfig, folder: RunLayout) -> TaskGrouping:
         """The recommended groups: from the multi-task run's look-ahead affinity, or from pair trainings."""
         if spec.source == "pairwise":
             options = self._plain_options()
@@ -298,19 +298,19 @@ class _Runs:
                     seed=self.config.seed,
                     options=options,
                 )
-            groups = RunLayout(folder).method(GROUPS)
+            groups = folder.method(GROUPS)
             groups.mkdir(parents=True, exist_ok=True)
             affinity.write(groups / AFFINITY_FILE)
             affinity.plot(groups / AFFINITY_PLOT)
         else:
             methods = [m for m in self.config.compare.methods if m != "stl"]
-            path = folder / ("mtl" if "mtl" in methods else methods[0]) / AFFINITY_FILE
+            path = folder.method(MTL if MTL in methods else methods[0]) / AFFINITY_FILE
             if not path.is_file():
                 raise DataError(f"no task affinity at {path}: the multi-task run sampled none (lower affinity_every)")
             affinity = TaskAffinity.read(path)
         return affinity.group(spec.num_groups, overlap=spec.overlap)
 
-    def train_groups(self, grouping: TaskGrouping, seed: int, folder: Path, comparison: Comparison) -> Comparison:
+    def train_groups(self, grouping: TaskGrouping, seed: int, folder: RunLayout, comparison: Comparison) -> Comparison:
         """``comparison`` with the method ``groups``: one model per recommended group (``folder/groups``)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -324,7 +324,7 @@ class _Runs:
                 include=(),
                 input_key=self.config.data.input_key,
                 seed=seed,
-                run_dir=RunLayout(folder).method(GROUPS),
+                run_dir=folder.method(GROUPS),
                 resume=self.resume,
                 options=self._plain_options(),
             )
@@ -364,12 +364,14 @@ class _Runs:
             )
 
 
-def _judge_transfer(config: ExperimentConfig, comparisons: list[Comparison], directory: Path, first: Path) -> None:
+def _judge_transfer(
+    config: ExperimentConfig, comparisons: list[Comparison], directory: RunLayout, first: RunLayout
+) -> None:
     """``negative_transfer/METHOD/``: each multi-task method against the single-task models, task by task."""
     analysis = config.analysis
     methods = [m for m in comparisons[0].methods if m != comparisons[0].baseline and not m.startswith("transfer:")]
     for method in methods:
-        conflict_path, affinity_path = first / method / CONFLICT_FILE, first / method / AFFINITY_FILE
+        conflict_path, affinity_path = first.method(method) / CONFLICT_FILE, first.method(method) / AFFINITY_FILE
         report = negative_transfer_from_comparisons(
             comparisons,
             method=method,
@@ -378,34 +380,6 @@ def _judge_transfer(config: ExperimentConfig, comparisons: list[Comparison], dir
             conflict=ConflictHistory.read(conflict_path) if conflict_path.is_file() else None,
             affinity=TaskAffinity.read(affinity_path) if affinity_path.is_file() else None,
         )
-        target = RunLayout(directory).negative_transfer(method)
+        target = directory.negative_transfer(method)
         target.mkdir(parents=True, exist_ok=True)
         report.write(target)
-
-
-def _holds_a_run(directory: Path) -> bool:
-    """Whether the run folder holds anything but its lock file."""
-    return existing_folder(directory) and any(entry.name != LOCK_FILE for entry in directory.iterdir())
-
-
-def _check_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
-    """Raise unless the run folder may be used as ``resume``/``overwrite`` say (reads only)."""
-    if _holds_a_run(directory) and not resume and not overwrite:
-        raise ConfigError(f"{directory} already holds a run: pass --resume to continue it, or --output/--overwrite")
-    previous = RunLayout(directory).config
-    if resume and previous.is_file() and previous.read_text() != saved:
-        raise ConfigError(
-            f"{directory} was trained with a different config ({previous}); resume it with that config, "
-            "or start a new run with --output or --overwrite"
-        )
-
-
-def _prepare_run_dir(directory: Path, saved: str, resume: bool, overwrite: bool) -> None:
-    """Check the run folder against ``resume``/``overwrite``, then create it holding ``config.yaml``."""
-    _check_run_dir(directory, saved, resume, overwrite)
-    if _holds_a_run(directory) and not resume:  # overwrite: everything but the lock this run holds
-        for entry in directory.iterdir():
-            if entry.name != LOCK_FILE:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    prepare_folder(directory)
-    RunLayout(directory).config.write_text(saved)
