@@ -213,6 +213,7 @@ def _log_to_console() -> None:
 def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) -> int:
     from multitask.config import ExperimentConfig
     from multitask.experiment import output_dir, run_experiment
+    from multitask.layout import GROUPS, TRANSFER_MARKDOWN, RunLayout
 
     assert isinstance(config, ExperimentConfig)
     _log_to_console()
@@ -233,19 +234,23 @@ def _run(config: object, output: Path | None, *, resume: bool, overwrite: bool) 
         for method in others:
             print(f"Δm% of {method} against single-task models: {comparison.delta_m(method):+.2f}")
     directory = output_dir(config, output)
+    run = RunLayout(directory)
     if config.analysis.seeds:
         print(f"(means over seeds {', '.join(map(str, config.analysis.seeds))})")
-    for verdicts in sorted(directory.glob("negative_transfer/*/negative_transfer.md")):
-        print(f"\nNegative transfer of {verdicts.parent.name} ({verdicts}):\n{verdicts.read_text().rstrip()}")
-    grouping = next(iter(sorted(directory.glob("**/groups/grouping.json"))), None)
-    if grouping is not None:
+    for method in run.judged_methods():
+        verdicts = run.negative_transfer(method) / TRANSFER_MARKDOWN
+        if verdicts.is_file():
+            print(f"\nNegative transfer of {method} ({verdicts}):\n{verdicts.read_text().rstrip()}")
+    folders = [run, *(run.seed(seed) for seed in run.seeds())]
+    grouping = next((folder.grouping for folder in folders if folder.grouping.is_file()), None)
+    if grouping is not None:  # the same groups in every seed's folder
         import json
 
         groups = json.loads(grouping.read_text())["groups"]
-        print("\ntask groups trained (method groups): " + " | ".join("{" + ", ".join(g) + "}" for g in groups))
-    if (directory / "pareto" / "pareto.json").is_file():
-        print(f"trade-off front: {directory / 'pareto' / 'pareto.png'}")
-    written = f"report {directory / 'report.html'}" if config.analysis.report else f"results in {directory}"
+        print(f"\ntask groups trained (method {GROUPS}): " + " | ".join("{" + ", ".join(g) + "}" for g in groups))
+    if run.pareto_front.is_file():
+        print(f"trade-off front: {run.pareto_plot}")
+    written = f"report {run.report}" if config.analysis.report else f"results in {directory}"
     print(f"wall time: {seconds:.1f} s; {written}")
     return 0
 

@@ -14,14 +14,18 @@ the report, the CLI) asks `RunLayout` or these constants instead of spelling a n
         checkpoints/, affinity.json, conflict.jsonl)
       transfer-A-to-B/{pretrain,finetune}/ .method("transfer:A->B")
       linear/linear.json                   .method("linear")
-      groups/grouping.json                 .method("groups")
-      seed-N/ (each a RunLayout)           .seed(N)
-      negative_transfer/METHOD/            .negative_transfer(METHOD)
-      pareto/pareto.json                   .pareto
+      groups/grouping.json                 .method("groups"), .grouping
+      seed-N/ (each a RunLayout)           .seed(N); .seeds() lists them
+      negative_transfer/METHOD/            .negative_transfer(METHOD); .judged_methods() lists them
+      pareto/pareto.json, pareto.png       .pareto, .pareto_front, .pareto_plot
+
+Readers that look for what a folder holds, wherever it lies (the report), ask `RunLayout.find`.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +67,14 @@ TRANSFER_MARKDOWN = "negative_transfer.md"
 TRANSFER_PLOT = "negative_transfer.png"
 PRETRAIN = "pretrain"
 FINETUNE = "finetune"
+SEED_PREFIX = "seed-"
+NEGATIVE_TRANSFER_DIR = "negative_transfer"
+PARETO_DIR = "pareto"
+#: The folders `RunLayout.find` does not enter (nor hidden ones): they hold no file a reader looks for.
+UNSEARCHED_DIRS = frozenset({CHECKPOINTS_DIR, TENSORBOARD_DIR})
+#: How many levels of sub-folders `RunLayout.find` searches (a run's deepest files, e.g.
+#: ``seed-N/stl/TASK/metrics.jsonl``, are three levels down).
+SEARCH_DEPTH = 4
 
 
 def transfer_method(source: str, target: str) -> str:
@@ -76,6 +88,14 @@ def transfer_pair(method: str) -> tuple[str, str] | None:
         return None
     source, target = method.removeprefix(TRANSFER_PREFIX).split("->", 1)
     return source, target
+
+
+def _is_integer(text: str) -> bool:
+    """Whether ``text`` is an integer as `RunLayout.seed` spells it (``3``, ``-1``; not ``03`` or ``+3``)."""
+    try:
+        return str(int(text)) == text
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -118,11 +138,38 @@ class RunLayout:
     @property
     def pareto(self) -> Path:
         """The trade-off sweep's folder (``pareto.json``, ``pareto.png``, one folder per point)."""
-        return self.root / "pareto"
+        return self.root / PARETO_DIR
+
+    @property
+    def pareto_front(self) -> Path:
+        """The trade-off front (`multitask.analysis.ParetoFront`), in `pareto`."""
+        return self.pareto / PARETO_FILE
+
+    @property
+    def pareto_plot(self) -> Path:
+        """The picture of the trade-off front, in `pareto`."""
+        return self.pareto / PARETO_PLOT
+
+    @property
+    def grouping(self) -> Path:
+        """The task groups that method ``groups`` trained (``groups/grouping.json``)."""
+        return self.method(GROUPS) / GROUPING_FILE
 
     def seed(self, seed: int) -> RunLayout:
         """The folder of one seed's runs (``analysis.seeds``)."""
-        return RunLayout(self.root / f"seed-{seed}")
+        return RunLayout(self.root / f"{SEED_PREFIX}{seed}")
+
+    def seeds(self) -> list[int]:
+        """The seeds that have a folder (`seed`) in this one, in increasing order; none when the run has no seeds
+        (or the folder does not exist)."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for entry in self.root.iterdir():
+            number = entry.name.removeprefix(SEED_PREFIX)
+            if entry.name.startswith(SEED_PREFIX) and _is_integer(number) and entry.is_dir():
+                found.append(int(number))
+        return sorted(found)
 
     def method(self, method: str) -> Path:
         """The folder of a method's training(s): ``stl``, ``mtl``, an architecture, ``linear``, ``groups`` or
@@ -138,4 +185,28 @@ class RunLayout:
 
     def negative_transfer(self, method: str) -> Path:
         """The verdicts of ``method`` against the single-task models, over the seeds."""
-        return self.root / "negative_transfer" / method
+        return self.root / NEGATIVE_TRANSFER_DIR / method
+
+    def judged_methods(self) -> list[str]:
+        """The methods with negative-transfer verdicts (a `negative_transfer` folder), sorted by name."""
+        folder = self.root / NEGATIVE_TRANSFER_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+
+    def find(self, names: Iterable[str]) -> dict[str, list[Path]]:
+        """The files called one of ``names`` in this folder and below, by name, each list shallowest first (then
+        by path). The search enters at most `SEARCH_DEPTH` levels of sub-folders and skips `UNSEARCHED_DIRS`
+        and hidden folders; a name no file has maps to an empty list."""
+        found: dict[str, list[Path]] = {name: [] for name in names}
+        for top, folders, files in os.walk(self.root):
+            depth = len(Path(top).relative_to(self.root).parts)
+            folders[:] = sorted(
+                f for f in folders if f not in UNSEARCHED_DIRS and not f.startswith(".") and depth < SEARCH_DEPTH
+            )
+            for name in files:
+                if name in found:
+                    found[name].append(Path(top) / name)
+        for paths in found.values():
+            paths.sort(key=lambda p: (len(p.relative_to(self.root).parts), str(p)))
+        return found
