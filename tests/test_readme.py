@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [
     ROOT / "README.md",
     ROOT / "docs" / "getting-started.md",
+    ROOT / "docs" / "config.md",
     ROOT / "docs" / "integrations" / "index.md",
     ROOT / "docs" / "integrations" / "lightning.md",
     ROOT / "docs" / "integrations" / "huggingface.md",
