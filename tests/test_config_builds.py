@@ -23,11 +23,10 @@ from multitask.models import MLP, MMoE
 from multitask.weighting import DWA
 
 
-@pytest.fixture
-def built(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts the constructions of DWA, UPGrad and Adversary."""
+def _count_constructions(monkeypatch: pytest.MonkeyPatch, classes: tuple[type, ...]) -> Counter[str]:
+    """A counter of each class's constructions (by class name) from now to the end of the test."""
     counts: Counter[str] = Counter()
-    for cls in (DWA, UPGrad, Adversary):
+    for cls in classes:
         original = cls.__init__
 
         def counting(self: Any, *args: Any, __original: Any = original, __name: str = cls.__name__, **kw: Any) -> None:
@@ -36,6 +35,12 @@ def built(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
         monkeypatch.setattr(cls, "__init__", counting)
     return counts
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts the constructions of DWA, UPGrad and Adversary."""
+    return _count_constructions(monkeypatch, (DWA, UPGrad, Adversary))
 
 
 def _config(**strategy: Any) -> dict[str, Any]:
@@ -89,16 +94,7 @@ def _full(tmp_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def modules(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts the constructions of MLPs, MMoE models, Adam optimisers and cosine schedules."""
-    counts: Counter[str] = Counter()
-    for cls in (MLP, MMoE, torch.optim.Adam, torch.optim.lr_scheduler.CosineAnnealingLR):
-        original = cls.__init__
-
-        def counting(self: Any, *args: Any, __original: Any = original, __name: str = cls.__name__, **kw: Any) -> None:
-            counts[__name] += 1
-            __original(self, *args, **kw)
-
-        monkeypatch.setattr(cls, "__init__", counting)
-    return counts
+    return _count_constructions(monkeypatch, (MLP, MMoE, torch.optim.Adam, torch.optim.lr_scheduler.CosineAnnealingLR))
 
 
 def test_validating_builds_no_module_optimiser_or_schedule(tmp_path: Path, modules: Counter[str]) -> None:
