@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from multitask._comparison_chart import PANELS_PER_ROW, comparison_figure
 from multitask._plots import save_png
 from multitask.errors import DataError
-from multitask.layout import COMPARISON_FILE, RESULTS_FILE
+from multitask.layout import COMPARISON_FILE, RESULTS_FILE, STL
 from multitask.metrics import delta_m
 from multitask.training.checkpoint import atomic_write_bytes
 from multitask.types import Results as Results  # its name here before multitask.types
@@ -42,7 +42,7 @@ class Comparison:
 
     results: dict[str, dict[str, dict[str, float]]]
     higher_is_better: dict[str, dict[str, bool]]
-    baseline: str = "stl"
+    baseline: str = STL
     seconds: dict[str, float] | None = None
     std: dict[str, dict[str, dict[str, float]]] | None = None
     descriptions: dict[str, str] | None = None
@@ -252,7 +252,7 @@ class Comparison:
         return cls(
             results,
             {t: {m: bool(v) for m, v in ms.items()} for t, ms in (meta.get("higher_is_better") or {}).items()},
-            str(meta.get("baseline", "stl")),
+            str(meta.get("baseline", STL)),
             meta.get("seconds"),
             std if has_std else None,
             meta.get("descriptions"),

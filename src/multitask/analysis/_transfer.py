@@ -16,7 +16,7 @@ from multitask.analysis._affinity import TaskAffinity
 from multitask.analysis._conflict import ConflictHistory
 from multitask.comparison import Comparison
 from multitask.errors import ConfigError, DataError
-from multitask.layout import TRANSFER_FILE
+from multitask.layout import MTL, TRANSFER_FILE
 from multitask.metrics import delta_m
 from multitask.training.checkpoint import atomic_write_bytes
 from multitask.types import Results
@@ -197,7 +197,7 @@ def negative_transfer(
     higher_is_better: Mapping[str, Mapping[str, bool]],
     *,
     metric: Mapping[str, str] | None = None,
-    method: str = "mtl",
+    method: str = MTL,
     confidence: float = 0.95,
     interval: Interval = "t",
     conflict: ConflictHistory | None = None,
@@ -316,7 +316,7 @@ def suggest(
 def negative_transfer_from_comparisons(
     comparisons: Sequence[Comparison],
     *,
-    method: str = "mtl",
+    method: str = MTL,
     metric: Mapping[str, str] | None = None,
     confidence: float = 0.95,
     interval: Interval = "t",

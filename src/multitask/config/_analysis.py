@@ -12,6 +12,7 @@ from pydantic import (
 
 from multitask.config._common import ParamValue, Seed, StrictModel
 from multitask.config._model import Method
+from multitask.layout import MTL, STL
 
 
 class CompareConfig(StrictModel):
@@ -22,7 +23,7 @@ class CompareConfig(StrictModel):
     ``linear``: one regularised linear model for all tasks (the ``linear`` section).
     """
 
-    methods: list[Method] = Field(default=["stl", "mtl"], min_length=1)
+    methods: list[Method] = Field(default=[STL, MTL], min_length=1)
     transfer: list[tuple[str, str]] = Field(default_factory=list)
     freeze_encoder: bool = False
 

@@ -21,6 +21,7 @@ from multitask.config._model import SHARED_FEATURES, ModelConfig, readers_of
 from multitask.config._strategy import StrategyConfig
 from multitask.config._tasks import TaskConfig
 from multitask.config._training import TrainingConfig
+from multitask.layout import LINEAR, MTL, STL
 
 
 class ExperimentConfig(StrictModel):
@@ -46,10 +47,10 @@ class ExperimentConfig(StrictModel):
         self._check_tasks_of_the_data(names)
         self.strategy.check_tasks(names)
         methods = self.compare.methods
-        if "mtl" in methods and self.model.type in methods:
+        if MTL in methods and self.model.type in methods:
             raise ValueError(f"compare.methods has both mtl and {self.model.type} (model.type): the same model twice")
-        architectures = {m for m in methods if m not in ("stl", "mtl", "linear")} | (
-            {self.model.type} if "mtl" in methods else set()
+        architectures = {m for m in methods if m not in (STL, MTL, LINEAR)} | (
+            {self.model.type} if MTL in methods else set()
         )
         self.model.check_used(architectures)
         self._check_encoders(architectures)
@@ -77,7 +78,7 @@ class ExperimentConfig(StrictModel):
 
     def _check_linear(self) -> None:
         """The linear method fits one loss to every task, on one table of features."""
-        if "linear" not in self.compare.methods:
+        if LINEAR not in self.compare.methods:
             if self.linear is not None:
                 raise ValueError("the linear section is read only when compare.methods has linear")
             return
@@ -96,7 +97,7 @@ class ExperimentConfig(StrictModel):
     def _check_analysis(self, names: list[str], architectures: Collection[str]) -> None:
         """What the seeds, the trade-off sweep and the grouping need of the tasks and the compared methods."""
         analysis = self.analysis
-        if analysis.seeds is not None and ("stl" not in self.compare.methods or not architectures):
+        if analysis.seeds is not None and (STL not in self.compare.methods or not architectures):
             raise ValueError(
                 "analysis.seeds judges multi-task models against single-task ones: compare.methods needs stl and "
                 "at least one multi-task method"

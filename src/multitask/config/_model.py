@@ -17,12 +17,13 @@ from multitask.config._common import StrictModel
 from multitask.config._encoders import BagOfEmbeddingsConfig, CNNConfig, EncoderConfig, MLPConfig
 from multitask.config._tasks import HeadConfig
 from multitask.errors import ConfigError
+from multitask.layout import LINEAR, MTL, STL
 from multitask.models import MLP, ModelFactory, ModelParts, MultiTaskModel
 from multitask.tasks import Task
 
 # The architectures (`multitask.models.names`; the default first) and what each declares it reads.
 ARCHITECTURES: tuple[str, ...] = ("hard_sharing", *sorted(set(models.names()) - {"hard_sharing"}))
-METHODS: tuple[str, ...] = ("stl", "mtl", "linear", *ARCHITECTURES)
+METHODS: tuple[str, ...] = (STL, MTL, LINEAR, *ARCHITECTURES)
 if TYPE_CHECKING:
     Architecture = str
     Method = str

@@ -20,6 +20,7 @@ from multitask import aggregation, models, weighting
 from multitask.config import StrategyConfig, TrainingConfig, describe_error
 from multitask.errors import ConfigError
 from multitask.experiment._bench_data import DATASETS, OLD_DATASET_NAMES
+from multitask.layout import STL
 from multitask.strategy import Strategy
 from multitask.training import TrainerOptions
 
@@ -73,7 +74,7 @@ def method_names() -> list[str]:
     """Every method a benchmark cell can run (those that need arguments, e.g. a preference vector, are left out)."""
     weightings = [name for name in weighting.names() if _builds(name)]
     aggregations = [name for name in aggregation.names() if _builds(name)]
-    return ["stl", *weightings, *aggregations, *NAMED_STRATEGIES]
+    return [STL, *weightings, *aggregations, *NAMED_STRATEGIES]
 
 
 def _builds(method: str) -> bool:
@@ -100,7 +101,7 @@ class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     datasets: list[str] = Field(min_length=1)
-    methods: list[str] = Field(default_factory=lambda: ["stl", "ew"], min_length=1)
+    methods: list[str] = Field(default_factory=lambda: [STL, "ew"], min_length=1)
     architectures: list[str] = Field(default_factory=lambda: ["hard_sharing"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

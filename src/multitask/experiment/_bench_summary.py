@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multitask.layout import STL
 from multitask.metrics import delta_m
 from multitask.training.checkpoint import atomic_write_bytes
 
@@ -38,7 +39,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> BenchResult:
     for record in records:
         groups.setdefault((record["dataset"], record["architecture"], record["method"]), []).append(record)
     single = {
-        (r["dataset"], r["seed"]): r for r in records if r["method"] == "stl"
+        (r["dataset"], r["seed"]): r for r in records if r["method"] == STL
     }  # the baseline of each dataset and seed
     rows: list[dict[str, Any]] = []
     for (dataset, architecture, method), members in groups.items():

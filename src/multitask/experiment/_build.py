@@ -19,6 +19,7 @@ from multitask.config import (
 from multitask.data import MultiTaskData, TaskInfo, Transform
 from multitask.errors import ConfigError
 from multitask.experiment._inputs import ExperimentData
+from multitask.layout import GROUPS, LINEAR, MTL, STL
 from multitask.models import MLP, ConvNet
 from multitask.studies import ModelFactory
 from multitask.tasks import Task
@@ -82,9 +83,9 @@ def build_model(
 
 def architecture_of(config: ExperimentConfig, method: str) -> str:
     """The architecture ``method`` trains (``mtl``: the ``model`` section's; STL and transfer: hard sharing)."""
-    if method == "mtl":
+    if method == MTL:
         return config.model.type
-    if method == "stl" or method.startswith("transfer:"):
+    if method == STL or method.startswith("transfer:"):
         return "hard_sharing"
     return method
 
@@ -109,14 +110,14 @@ def describe_methods(config: ExperimentConfig, methods: Iterable[str]) -> dict[s
         strategy += " · adversarial"
     result: dict[str, str] = {}
     for method in methods:
-        if method == "stl":
+        if method == STL:
             result[method] = "one model per task: the encoder and that task's head, trained alone"
         elif method.startswith("transfer:"):
             source, target = method.removeprefix("transfer:").split("->", 1)
             result[method] = f"hard_sharing pretrained on {source}, fine-tuned on {target}"
-        elif method == "linear":
+        elif method == LINEAR:
             result[method] = f"regularised linear model, penalty {(config.linear or LinearConfig()).penalty}"
-        elif method == "groups":
+        elif method == GROUPS:
             result[method] = f"one {config.model.type} model per recommended task group · {strategy}"
         else:
             result[method] = f"{architecture_of(config, method)} · {strategy}"

@@ -137,7 +137,7 @@ def _evaluate_folder(
         per_task.update({t: {m: v for m, v in ms.items() if m != "loss"} for t, ms in served.items()})
     if linear_file.is_file():
         linear = LinearRun.read(linear_file)
-        results["linear"] = linear.evaluate(dataset, [all_tasks[name] for name in linear.task_names])
+        results[LINEAR] = linear.evaluate(dataset, [all_tasks[name] for name in linear.task_names])
     directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in all_tasks.values()}
     return Comparison(results, directions)
 

@@ -31,7 +31,7 @@ from multitask.errors import ConfigError, DataError
 from multitask.experiment._build import build_encoder, build_model, build_tasks, describe_methods, trainer_options
 from multitask.experiment._folder import check_run_dir, prepare_run_dir
 from multitask.experiment._inputs import ExperimentData, input_shape, input_size, load_data
-from multitask.layout import AFFINITY_FILE, AFFINITY_PLOT, CONFLICT_FILE, GROUPS, LINEAR, MTL, RunLayout
+from multitask.layout import AFFINITY_FILE, AFFINITY_PLOT, CONFLICT_FILE, GROUPS, LINEAR, MTL, STL, RunLayout
 from multitask.studies import ModelFactory, compare, pairwise_transfer, pareto_sweep, train_groups
 from multitask.training import TrainerOptions
 from multitask.training.distributed import Distributed
@@ -57,7 +57,7 @@ def planned_trainings(config: ExperimentConfig) -> int:
     once, one per sweep method and preference vector (`preference_grid`).
     """
     tasks = len(config.tasks)
-    per_seed = sum(tasks if method == "stl" else 0 if method == "linear" else 1 for method in config.compare.methods)
+    per_seed = sum(tasks if method == STL else 0 if method == LINEAR else 1 for method in config.compare.methods)
     per_seed += 2 * len(config.compare.transfer)
     analysis = config.analysis
     seeds = len(analysis.seeds) if analysis.seeds else 1
@@ -133,7 +133,7 @@ def _run_experiment(
     data = load_data(config)  # before the folder is written: a data error leaves no half-made run
     distributed = Distributed.from_environment()  # under torchrun: rank 0 prepares the folder, the others wait
     analysis, methods = config.analysis, config.compare.methods
-    if distributed is not None and (analysis.seeds or analysis.pareto or analysis.groups or "linear" in methods):
+    if distributed is not None and (analysis.seeds or analysis.pareto or analysis.groups or LINEAR in methods):
         raise ConfigError(
             "analysis.seeds, analysis.pareto, analysis.groups and the linear method run on one process only (not "
             "under torchrun or --nproc yet): train them without --nproc"
@@ -213,7 +213,7 @@ class _Runs:
         methods = config.compare.methods
         model = self._model()
         architectures: dict[str, ModelFactory] = {
-            m: build_model(config, m, self.size, self.shape) for m in methods if m not in ("stl", "mtl", "linear")
+            m: build_model(config, m, self.size, self.shape) for m in methods if m not in (STL, MTL, LINEAR)
         }
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -223,7 +223,7 @@ class _Runs:
                 self.data.train,
                 self.data.val,
                 self.data.test,
-                methods=[m for m in methods if m in ("stl", "mtl")],
+                methods=[m for m in methods if m in (STL, MTL)],
                 model=model,
                 architectures=architectures,
                 transfer=config.compare.transfer,
@@ -234,11 +234,11 @@ class _Runs:
                 resume=self.resume,
                 options=self.options,
             )
-        later = ["linear"] if "linear" in methods else []  # rows added after the trainings
-        later += ["groups"] if config.analysis.groups is not None else []
+        later = [LINEAR] if LINEAR in methods else []  # rows added after the trainings
+        later += [GROUPS] if config.analysis.groups is not None else []
         described = [*comparison.methods, *later]
         comparison = dataclasses.replace(comparison, descriptions=describe_methods(config, described))
-        if "linear" in methods:
+        if LINEAR in methods:
             return self._with_linear(comparison, folder)  # writes the folder's results again, with the linear row
         comparison.write(folder.root)  # the descriptions join results.md and comparison.json
         return comparison
@@ -259,7 +259,7 @@ class _Runs:
             input_key=self.config.data.input_key,
             run_dir=folder.method(LINEAR),
         )
-        return self._merged(comparison, "linear", run.test, run.seconds, folder)
+        return self._merged(comparison, LINEAR, run.test, run.seconds, folder)
 
     @staticmethod
     def _merged(
@@ -303,7 +303,7 @@ class _Runs:
             affinity.write(groups / AFFINITY_FILE)
             affinity.plot(groups / AFFINITY_PLOT)
         else:
-            methods = [m for m in self.config.compare.methods if m != "stl"]
+            methods = [m for m in self.config.compare.methods if m != STL]
             path = folder.method(MTL if MTL in methods else methods[0]) / AFFINITY_FILE
             if not path.is_file():
                 raise DataError(f"no task affinity at {path}: the multi-task run sampled none (lower affinity_every)")
@@ -328,7 +328,7 @@ class _Runs:
                 resume=self.resume,
                 options=self._plain_options(),
             )
-        return self._merged(comparison, "groups", groups.results["groups"], (groups.seconds or {})["groups"], folder)
+        return self._merged(comparison, GROUPS, groups.results[GROUPS], (groups.seconds or {})[GROUPS], folder)
 
     def pareto(self, spec: ParetoConfig, seed: int, folder: Path, comparison: Comparison) -> ParetoFront:
         """The trade-off sweep with the ``model`` section's architecture; the compared methods as single points."""

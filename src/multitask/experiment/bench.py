@@ -71,6 +71,7 @@ from multitask.experiment._bench_summary import (
     summarise,
     write_summary,
 )
+from multitask.layout import STL
 from multitask.models import ModelParts, MultiTaskModel
 from multitask.studies import ModelFactory, RunResult, train_multitask, train_single_task
 from multitask.tasks import Task
@@ -134,10 +135,10 @@ def cells(config: BenchConfig) -> list[Cell]:
     result: list[Cell] = []
     for dataset in config.datasets:
         for seed in config.seeds:
-            if "stl" in config.methods:
-                result.append(Cell(dataset, "single", "stl", seed))
+            if STL in config.methods:
+                result.append(Cell(dataset, "single", STL, seed))
             for architecture in config.architectures:
-                result += [Cell(dataset, architecture, m, seed) for m in config.methods if m != "stl"]
+                result += [Cell(dataset, architecture, m, seed) for m in config.methods if m != STL]
     return result
 
 
@@ -178,7 +179,7 @@ def run_cell(cell: Cell, config: BenchConfig, directory: Path) -> dict[str, Any]
     if train is None or test is None:
         raise DataError(f"dataset {cell.dataset!r} needs train and test splits")
     options = config.trainer_options(cell.seed)
-    factory, width = _model_factory(bench, cell.architecture) if cell.method != "stl" else (None, bench.width)
+    factory, width = _model_factory(bench, cell.architecture) if cell.method != STL else (None, bench.width)
     torch.manual_seed(cell.seed)
     tasks = data.make_tasks(width)
     with torch.random.fork_rng(devices=[]):
@@ -186,7 +187,7 @@ def run_cell(cell: Cell, config: BenchConfig, directory: Path) -> dict[str, Any]
         encoder = bench.encoder()
     started = time.perf_counter()
     result: RunResult
-    if cell.method == "stl":
+    if cell.method == STL:
         result = train_single_task(encoder, tasks, train, val, test, input_key=bench.input_key, options=options)
     else:
         section = strategy_config(cell.method)

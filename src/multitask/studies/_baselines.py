@@ -21,7 +21,7 @@ from torch import nn
 
 from multitask.comparison import Comparison
 from multitask.errors import ConfigError
-from multitask.layout import FINETUNE, PRETRAIN, STL, RunLayout, transfer_method
+from multitask.layout import FINETUNE, MTL, PRETRAIN, STL, RunLayout, transfer_method
 from multitask.models import HardSharing, ModelFactory, MultiTaskModel
 from multitask.studies._options import single_task_options, study_options
 from multitask.tasks import Task
@@ -105,7 +105,7 @@ def train_multitask(
     run_dir: str | Path | None = None,
     resume: bool = False,
     model: ModelFactory | None = None,
-    method: str = "mtl",
+    method: str = MTL,
     options: TrainerOptions | None = None,
     **trainer_kwargs: Any,
 ) -> RunResult:
@@ -155,7 +155,7 @@ def train_single_task(
     chosen = study_options(options, trainer_kwargs, "train_single_task", seed)
     seed = chosen.seed
     started = time.perf_counter()
-    result = RunResult("stl", {}, {})
+    result = RunResult(STL, {}, {})
     for task in tasks:
         fresh = fresh_task(task, seed)
         model = HardSharing(fresh_copy(encoder, seed), [fresh], input_key=input_key)
@@ -255,7 +255,7 @@ def compare(
     val: Data | None = None,
     test: Data | None = None,
     *,
-    methods: Sequence[str] = ("stl", "mtl"),
+    methods: Sequence[str] = (STL, MTL),
     transfer: Sequence[tuple[str, str]] = (),
     freeze_encoder: bool = False,
     input_key: str | Sequence[str] = "x",
@@ -282,8 +282,8 @@ def compare(
     Returns:
         A `Comparison` whose ``results`` hold every method's test metrics.
     """
-    unknown = [m for m in methods if m not in ("stl", "mtl")]
-    clashes = [name for name in architectures or {} if name in ("stl", "mtl") or name.startswith("transfer")]
+    unknown = [m for m in methods if m not in (STL, MTL)]
+    clashes = [name for name in architectures or {} if name in (STL, MTL) or name.startswith("transfer")]
     if clashes:
         raise ConfigError(f"architectures may not be named {clashes}: stl, mtl and transfer* name other methods")
     if unknown:
@@ -298,7 +298,7 @@ def compare(
     base = _path(run_dir)
     common: dict[str, Any] = {"input_key": input_key, "seed": seed, "resume": resume, "options": chosen}
     runs: dict[str, RunResult] = {}
-    if "stl" in methods:
+    if STL in methods:
         runs[STL] = train_single_task(
             encoder,
             tasks,
@@ -309,12 +309,12 @@ def compare(
             **common,
         )
     mtl_kwargs = dict(common)
-    if "stl" in runs and val is not None and chosen.monitor is None:
+    if STL in runs and val is not None and chosen.monitor is None:
         baseline = {
-            t.name: {m: runs["stl"].val[t.name][m] for m in t.metric_fns} for t in tasks if t.name in runs["stl"].val
+            t.name: {m: runs[STL].val[t.name][m] for m in t.metric_fns} for t in tasks if t.name in runs[STL].val
         }
         mtl_kwargs["options"] = chosen.replace(baseline=baseline)
-    multitask_runs: dict[str, ModelFactory | None] = {"mtl": model} if "mtl" in methods else {}
+    multitask_runs: dict[str, ModelFactory | None] = {MTL: model} if MTL in methods else {}
     multitask_runs.update(architectures or {})
     for name, factory in multitask_runs.items():
         runs[name] = train_multitask(

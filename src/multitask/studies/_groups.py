@@ -15,7 +15,7 @@ from multitask.analysis import (
     TaskGrouping,
 )
 from multitask.errors import ConfigError
-from multitask.layout import GROUPING_FILE
+from multitask.layout import GROUPING_FILE, GROUPS, MTL, STL
 from multitask.metrics import relative_gain
 from multitask.studies._baselines import compare, train_multitask, train_single_task
 from multitask.studies._options import study_options
@@ -106,7 +106,7 @@ def train_groups(
     val: Data | None = None,
     test: Data | None = None,
     *,
-    include: Sequence[str] = ("stl", "mtl"),
+    include: Sequence[str] = (STL, MTL),
     input_key: str | Sequence[str] = "x",
     seed: int | None = None,
     run_dir: str | Path | None = None,
@@ -131,7 +131,7 @@ def train_groups(
     missing = sorted(set(grouping.assignment) ^ set(by_name))
     if missing:
         raise ConfigError(f"the grouping and the tasks differ in {missing}; group these tasks: {list(by_name)}")
-    wrong = [m for m in include if m not in ("stl", "mtl")]
+    wrong = [m for m in include if m not in (STL, MTL)]
     if wrong:
         raise ConfigError(f"include takes 'stl' and 'mtl'; got {wrong}")
     chosen = study_options(options, trainer_kwargs, "train_groups", seed)
@@ -156,8 +156,8 @@ def train_groups(
         for name in group:
             if grouping.assignment[name] == tuple(group):
                 serving[name] = {m: v for m, v in run.test.get(name, {}).items() if m != "loss"}
-    results["groups"] = {name: serving[name] for name in by_name if name in serving}
-    seconds["groups"] = total
+    results[GROUPS] = {name: serving[name] for name in by_name if name in serving}
+    seconds[GROUPS] = total
     directions = {t.name: {m: f.higher_is_better for m, f in t.metric_fns.items()} for t in tasks}
     comparison = Comparison(results, directions, seconds=seconds)
     if base is not None:

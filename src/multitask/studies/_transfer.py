@@ -14,7 +14,7 @@ from multitask.analysis import (
     negative_transfer_from_comparisons,
 )
 from multitask.errors import ConfigError
-from multitask.layout import RunLayout
+from multitask.layout import MTL, STL, RunLayout
 from multitask.models import ModelFactory
 from multitask.studies._baselines import compare
 from multitask.studies._options import study_options
@@ -60,7 +60,7 @@ def detect_negative_transfer(
             train,
             val,
             test,
-            methods=("stl", "mtl"),
+            methods=(STL, MTL),
             model=model,
             input_key=input_key,
             seed=seed,
