@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from multitask.config import load_config, parse_config
+from multitask.config import METHODS, load_config, parse_config
 from multitask.errors import ConfigError
 
 VALID: dict[str, Any] = {
@@ -133,7 +133,7 @@ MISTAKES = [
     (
         "unknown method",
         _with("compare", {"methods": ["moe"]}),
-        "compare.methods[0]: unknown value 'moe'; did you mean 'omoe'? (14 allowed: see docs/config.md)",
+        f"compare.methods[0]: unknown value 'moe'; did you mean 'omoe'? ({len(METHODS)} allowed: see docs/config.md)",
     ),
     (
         "unknown architecture",

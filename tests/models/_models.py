@@ -61,7 +61,15 @@ def batch(n: int = N, seed: int = 1) -> dict[str, Tensor]:
 # Every registered architecture, built by name from small parts (`multitask.models.create`): the contract
 # tests run on `names()`, so a new architecture is tested as soon as it is registered.
 IMAGE_SHAPE = (3, 8, 8)
-SMALL_HYPERPARAMETERS = {"num_experts": 3, "k": 2, "num_task_experts": 1, "num_shared_experts": 1, "num_levels": 2}
+SMALL_HYPERPARAMETERS = {
+    "num_experts": 3,
+    "k": 2,
+    "num_task_experts": 1,
+    "num_shared_experts": 1,
+    "num_levels": 2,
+    "rank": 2,
+    "freeze_encoder": False,  # the contract tests differentiate every parameter
+}
 
 
 def reads_images(name: str) -> bool:

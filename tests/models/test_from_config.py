@@ -22,6 +22,7 @@ from multitask.models import (
     MMoE,
     SharedPrivate,
     SoftSharing,
+    TaskLoRA,
 )
 from multitask.tasks import Task
 
@@ -36,6 +37,7 @@ EXPECTED = {
     "soft_sharing": SoftSharing,
     "coupled": CoupledNetworks,
     "shared_private": SharedPrivate,
+    "task_lora": TaskLoRA,
 }
 
 
@@ -97,3 +99,18 @@ def test_a_shared_private_run_from_a_config(tmp_path: Path) -> None:
 def test_a_method_that_is_not_trained_cannot_take_parameters(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"model\.lam is read only by coupled, soft_sharing"):
         parse_config(raw_config(tmp_path, ["stl", "mtl", "mmoe"]), base_dir=tmp_path)
+
+
+def test_a_task_lora_run_trains_only_adapters_and_heads_and_evaluates_again(tmp_path: Path) -> None:
+    raw = raw_config(tmp_path, ["stl", "mtl"])
+    raw["model"] = {"type": "task_lora", "encoder": {"hidden": [6]}, "rank": 2, "scheme": "mtl_lora"}
+    config = parse_config(raw, base_dir=tmp_path)
+    tasks = [Task("y1", nn.Linear(6, 1), "binary"), Task("y2", nn.Linear(6, 1), "regression")]
+    model = build_model(config, "task_lora", 4)(tasks)
+    assert isinstance(model, TaskLoRA)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("shared_" in n or "transform" in n or "mixing" in n or "heads" in n for n in trainable)
+    comparison = run_experiment(config, output=tmp_path / "run", progress=False)
+    assert set(comparison.results) == {"stl", "mtl"}
+    again = evaluate_run(tmp_path / "run", split="val")  # the saved adapters load back into a fresh model
+    assert set(again.results) == {"stl", "mtl"} and all(v == v for v in again.results["mtl"]["y2"].values())

@@ -60,6 +60,10 @@ class ModelConfig(StrictModel):
     ``Σ_t ‖S_tᵀ H_t‖²_F``; the task heads read the shared and private features side by side.
     Architectures named in ``compare.methods`` read the same fields. ``encoder`` (and ``private``) is an
     MLP on feature vectors or, for token ids, a bag of embeddings (``type: bag_of_embeddings``).
+    ``task_lora``: per-task low-rank adapters of ``rank`` (scaled by ``alpha / rank``) in the encoder's
+    ``target_modules`` (default: ``query`` and ``value`` layers when it has them, else every linear layer),
+    ``scheme`` ``lora`` (one adapter per task) or ``mtl_lora`` (shared projections, per-task transforms),
+    with the encoder's own weights frozen unless ``freeze_encoder`` is false (`multitask.models.TaskLoRA`).
     """
 
     type: Architecture = "hard_sharing"
@@ -74,6 +78,11 @@ class ModelConfig(StrictModel):
     self_weight: float = Field(default=0.9, ge=0, le=1)
     private: EncoderConfig | None = None
     orthogonality: float = Field(default=0.01, ge=0, allow_inf_nan=False)
+    rank: int = Field(default=8, gt=0)
+    alpha: float = Field(default=16.0, gt=0, allow_inf_nan=False)
+    scheme: Literal["lora", "mtl_lora"] = "lora"
+    target_modules: list[str] | None = None
+    freeze_encoder: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:

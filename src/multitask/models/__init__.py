@@ -12,6 +12,7 @@ from multitask.models._cross_stitch import CrossStitch
 from multitask.models._dselect_k import DSelectK
 from multitask.models._encoders import ConvNet, LeNet, RecommenderEncoder
 from multitask.models._hard import HardSharing
+from multitask.models._lora import MultiTaskLoRALinear, TaskLoRA
 from multitask.models._mlp import MLP
 from multitask.models._mmoe import MMoE
 from multitask.models._mtan import MTAN
@@ -19,6 +20,7 @@ from multitask.models._ple import CGC, PLE
 from multitask.models._registry import ModelFactory, ModelInfo, ModelParts, create, info, names
 from multitask.models._shared_private import SharedPrivate
 from multitask.models._soft import SoftSharedConv2d, SoftSharedLinear, SoftSharing, soft_sharing_penalty
+from multitask.models._transformer import TransformerEncoder, pretrained_minilm
 
 __all__ = [
     "CGC",
@@ -35,14 +37,18 @@ __all__ = [
     "ModelFactory",
     "ModelInfo",
     "ModelParts",
+    "MultiTaskLoRALinear",
     "MultiTaskModel",
     "RecommenderEncoder",
     "SharedPrivate",
     "SoftSharedConv2d",
     "SoftSharedLinear",
     "SoftSharing",
+    "TaskLoRA",
+    "TransformerEncoder",
     "create",
     "info",
     "names",
+    "pretrained_minilm",
     "soft_sharing_penalty",
 ]
