@@ -1,0 +1,111 @@
+"""Multi-task fine-tuning of a (tiny, random) BERT: per-task adapters inside it, gradient aggregation in each mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _tiny_bert import HIDDEN, write_tiny_bert
+from torch import Tensor, nn
+
+from multitask import Strategy, Task, backward, task_losses
+from multitask.aggregation import UPGrad
+from multitask.jacobian import JacobianEngine
+from multitask.models import HardSharing, MultiTaskModel, TaskLoRA, TransformerEncoder
+
+pytest.importorskip("transformers")
+KEYS = ("input_ids", "attention_mask")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def tasks() -> list[Task]:
+    return [Task("pos", nn.Linear(HIDDEN, 1), "binary"), Task("score", nn.Linear(HIDDEN, 1), "regression")]
+
+
+def batch(encoder: TransformerEncoder) -> dict[str, Tensor]:
+    texts = ["the movie was great fun", "i hated this boring film", "a good story", "the plot was awful"]
+    columns = encoder.tokenize(texts)
+    return {**columns, "pos": torch.tensor([1.0, 0.0, 1.0, 0.0]), "score": torch.tensor([0.9, -0.8, 0.5, -1.0])}
+
+
+def test_adapters_train_per_task_inside_a_frozen_bert(folder: Path) -> None:
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(folder)
+    model = TaskLoRA(encoder, tasks(), rank=4, input_key=KEYS)
+    assert len(model.adapted) == 4  # query and value of both layers
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+    assert any("embeddings" in name for name in frozen) and not any(".down." in n or ".up." in n for n in frozen)
+    data = batch(encoder)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    history: list[float] = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        losses = task_losses(tasks(), model(data), data)
+        losses.values.sum().backward()
+        optimizer.step()
+        history.append(float(losses.values.detach().sum()))
+    assert float(task_losses(tasks(), model(data), data).values.detach().sum()) < history[0]
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert torch.equal(p, frozen[name]), f"the frozen backbone changed: {name}"
+    layer = model.adapted[0]
+    assert not torch.equal(layer.up["pos"], layer.up["score"])  # each task has its own adapter
+    assert not torch.equal(model.encode(data, "pos"), model.encode(data, "score"))
+
+
+def _step(model: MultiTaskModel, strategy: Strategy, engine: JacobianEngine, data: dict[str, Tensor]) -> None:
+    model.zero_grad()
+    shared = [p for p in model.shared_parameters() if p.requires_grad]
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in {id(s) for s in shared}]
+    outputs = model(data)
+    features = model.shared_features()
+    backward(
+        task_losses(tasks(), outputs, data),
+        strategy,
+        shared_params=shared,
+        task_params=others,
+        features=features if strategy.on == "representation" else None,
+        engine=engine,
+    )
+
+
+@pytest.mark.parametrize(
+    ("on", "by_backward"), [("parameters", False), ("parameters", True), ("representation", False)]
+)
+def test_gradient_aggregation_on_a_shared_bert_in_each_mode(folder: Path, on: str, by_backward: bool) -> None:
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(folder)
+    model = HardSharing(encoder, tasks(), input_key=KEYS)
+    data = batch(encoder)
+    strategy = Strategy(aggregation=UPGrad(), on=on, tasks=["pos", "score"])  # type: ignore[arg-type]
+    _step(model, strategy, JacobianEngine(update_by_backward=by_backward), data)
+    grads = [p.grad for p in model.shared_parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_the_jacobian_and_gramian_paths_give_the_same_update(folder: Path) -> None:
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(folder)
+    encoder.eval()  # no dropout: the two passes see the same network
+    model = TaskLoRA(encoder, tasks(), rank=4, scheme="mtl_lora", input_key=KEYS)
+    with torch.no_grad():
+        for layer in model.adapted:
+            layer.shared_up.normal_(std=0.1)
+    data = batch(encoder)
+    updates = []
+    for by_backward in (False, True):
+        _step(
+            model,
+            Strategy(aggregation=UPGrad(), tasks=["pos", "score"]),
+            JacobianEngine(update_by_backward=by_backward),
+            data,
+        )
+        updates.append(torch.cat([p.grad.flatten() for p in model.shared_parameters() if p.grad is not None]))
+    assert updates[0].numel() == sum(p.numel() for p in model.shared_parameters())  # the adapters only
+    torch.testing.assert_close(updates[0], updates[1], rtol=1e-4, atol=1e-7)
