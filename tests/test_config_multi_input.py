@@ -260,7 +260,7 @@ MISTAKES: list[tuple[str, dict[str, Any], str]] = [
     (
         "not binary",
         {"tasks": [{"name": "comp_vs_sci_1", "kind": "regression"}, {"name": "comp_vs_sci_2", "kind": "binary"}]},
-        "tasks[0].kind: the tasks of newsgroup are binary; got regression",
+        "tasks[0].kind: comp_vs_sci_1 of newsgroup is binary; got regression",
     ),
     (
         "a label column",
@@ -298,7 +298,7 @@ MISTAKES: list[tuple[str, dict[str, Any], str]] = [
     (
         "feature encoder on token ids",
         {"data": REVIEWS, "tasks": [{"name": "imdb", "kind": "binary"}, {"name": "rotten_tomatoes", "kind": "binary"}]},
-        "model.encoder.type: data type movie_reviews gives token ids (column tokens): use type bag_of_embeddings",
+        "model.encoder.type: data type movie_reviews gives text (token ids): use type bag_of_embeddings or transformer",
     ),
     (
         "experts on token ids",

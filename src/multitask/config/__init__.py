@@ -22,12 +22,19 @@ from multitask.config._data import (
     DataConfig,
     ImageFolderDataConfig,
     ImageTransformConfig,
-    MovieReviewsDataConfig,
     MultiMnistDataConfig,
     NewsgroupDataConfig,
     NYUv2DataConfig,
 )
-from multitask.config._encoders import BagOfEmbeddingsConfig, CNNConfig, EncoderConfig, MLPConfig
+from multitask.config._data_base import DataSection, TextDataSection
+from multitask.config._data_text import MovieReviewsDataConfig, ReviewsAndTweetsDataConfig, TrumpTweetsDataConfig
+from multitask.config._encoders import (
+    BagOfEmbeddingsConfig,
+    CNNConfig,
+    EncoderConfig,
+    MLPConfig,
+    TransformerEncoderConfig,
+)
 from multitask.config._errors import describe_error
 from multitask.config._experiment import ExperimentConfig
 from multitask.config._loading import load_config, parse_config
@@ -56,6 +63,7 @@ __all__ = [
     "CensusDataConfig",
     "CompareConfig",
     "DataConfig",
+    "DataSection",
     "EncoderConfig",
     "ExperimentConfig",
     "GroupsConfig",
@@ -74,11 +82,15 @@ __all__ = [
     "OptimizerConfig",
     "ParamValue",
     "ParetoConfig",
+    "ReviewsAndTweetsDataConfig",
     "SchedulerConfig",
     "Seed",
     "StrategyConfig",
     "TaskConfig",
+    "TextDataSection",
     "TrainingConfig",
+    "TransformerEncoderConfig",
+    "TrumpTweetsDataConfig",
     "describe_error",
     "load_config",
     "parse_config",

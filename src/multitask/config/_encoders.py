@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,7 +17,7 @@ from multitask.adversarial import BagOfEmbeddings
 from multitask.config._building import refuse_huge_layers
 from multitask.config._common import LayerSizes, StrictModel
 from multitask.errors import ConfigError
-from multitask.models import MLP, ConvNet
+from multitask.models import MLP, ConvNet, TransformerEncoder, load_tokenizer, pretrained_minilm
 
 
 class MLPConfig(StrictModel):
@@ -96,6 +97,36 @@ class CNNConfig(StrictModel):
         )
 
 
+class TransformerEncoderConfig(StrictModel):
+    """A pretrained Hugging Face encoder read from a local folder (`multitask.models.TransformerEncoder`).
+
+    ``path``: the folder ``save_pretrained`` wrote (``config.json``, the weights, the tokenizer's files); unset:
+    the bundled all-MiniLM-L6-v2 (`multitask.models.pretrained_minilm`). ``pooling``: ``mean`` over the
+    attention mask or the ``cls`` token's state; ``max_length``: the tokenizer's truncation length for the
+    text data; ``freeze``: keep the encoder's weights fixed (then only the heads, or a ``task_lora`` model's
+    adapters, train). The data's text is tokenised by this encoder's own tokenizer.
+    """
+
+    type: Literal["transformer"]
+    path: Path | None = None
+    pooling: Literal["mean", "cls"] = "mean"
+    max_length: int = Field(default=64, gt=0, le=4096)
+    freeze: bool = False
+
+    def folder(self) -> Path:
+        """``path``, or the bundled MiniLM's folder when unset."""
+        return self.path if self.path is not None else pretrained_minilm()
+
+    def build(self, num_features: int = 0, in_shape: Sequence[int] | None = None) -> TransformerEncoder:
+        """``TransformerEncoder(folder, pooling, max_length, freeze)``; the input size and shape are the
+        tokenizer's business (``num_features`` and ``in_shape`` are not read)."""
+        return TransformerEncoder(self.folder(), pooling=self.pooling, max_length=self.max_length, freeze=self.freeze)
+
+    def tokenizer(self) -> Any:
+        """The encoder's tokenizer (loaded from its folder), with which the text data is tokenised."""
+        return load_tokenizer(self.folder())
+
+
 def _encoder_type(value: Any) -> str:
     """The encoder's ``type``, ``mlp`` when the mapping leaves it out."""
     found = value.get("type", "mlp") if isinstance(value, dict) else getattr(value, "type", "mlp")
@@ -103,10 +134,11 @@ def _encoder_type(value: Any) -> str:
 
 
 #: An encoder section: ``type: mlp`` (the default) on feature vectors, ``type: bag_of_embeddings`` on token ids,
-#: ``type: cnn`` on images.
+#: ``type: cnn`` on images, ``type: transformer`` on text (a pretrained Hugging Face encoder).
 EncoderConfig = Annotated[
     Annotated[MLPConfig, Tag("mlp")]
     | Annotated[BagOfEmbeddingsConfig, Tag("bag_of_embeddings")]
-    | Annotated[CNNConfig, Tag("cnn")],
+    | Annotated[CNNConfig, Tag("cnn")]
+    | Annotated[TransformerEncoderConfig, Tag("transformer")],
     Discriminator(_encoder_type),
 ]

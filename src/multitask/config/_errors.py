@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import (
     BaseModel,
@@ -12,30 +12,24 @@ from pydantic import (
 )
 
 from multitask.config._common import FIELD, short
-from multitask.config._data import (
-    CensusDataConfig,
-    CSVDataConfig,
-    ImageFolderDataConfig,
-    MovieReviewsDataConfig,
-    MultiMnistDataConfig,
-    NewsgroupDataConfig,
-    NYUv2DataConfig,
+from multitask.config._data import DataConfig
+from multitask.config._encoders import (
+    BagOfEmbeddingsConfig,
+    CNNConfig,
+    MLPConfig,
+    TransformerEncoderConfig,
 )
-from multitask.config._encoders import BagOfEmbeddingsConfig, CNNConfig, MLPConfig
+
+
+def _tags(classes: tuple[type[BaseModel], ...]) -> dict[str, type[BaseModel]]:
+    """Each section class by the value of its ``type`` literal (its tag in the union)."""
+    return {get_args(cls.model_fields["type"].annotation)[0]: cls for cls in classes}
+
 
 #: The union tags of the data and encoder sections, and their classes (error locations leave the tags out).
-TAGGED: dict[str, type[BaseModel]] = {
-    "census_income": CensusDataConfig,
-    "csv": CSVDataConfig,
-    "newsgroup": NewsgroupDataConfig,
-    "movie_reviews": MovieReviewsDataConfig,
-    "multi_mnist": MultiMnistDataConfig,
-    "nyuv2": NYUv2DataConfig,
-    "image_folder": ImageFolderDataConfig,
-    "mlp": MLPConfig,
-    "bag_of_embeddings": BagOfEmbeddingsConfig,
-    "cnn": CNNConfig,
-}
+TAGGED: dict[str, type[BaseModel]] = _tags(
+    (*get_args(DataConfig), MLPConfig, BagOfEmbeddingsConfig, CNNConfig, TransformerEncoderConfig)
+)
 
 
 def describe_error(error: ValidationError, model: type[BaseModel]) -> str:

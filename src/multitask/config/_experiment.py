@@ -16,7 +16,8 @@ from multitask.config._data import (
     DataConfig,
     ImageFolderDataConfig,
 )
-from multitask.config._encoders import CNNConfig
+from multitask.config._data_base import TextDataSection
+from multitask.config._encoders import CNNConfig, TransformerEncoderConfig
 from multitask.config._model import SHARED_FEATURES, ModelConfig, readers_of
 from multitask.config._strategy import StrategyConfig
 from multitask.config._tasks import TaskConfig
@@ -38,6 +39,14 @@ class ExperimentConfig(StrictModel):
     compare: CompareConfig = Field(default_factory=CompareConfig)
     linear: LinearConfig | None = None
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @property
+    def input_key(self) -> str | tuple[str, str]:
+        """The batch column(s) the models read: ``input_ids`` and ``attention_mask`` for a ``transformer``
+        encoder (the data is tokenised by its tokenizer), else the data's input column (`DataSection.input_key`)."""
+        if isinstance(self.model.encoder, TransformerEncoderConfig):
+            return ("input_ids", "attention_mask")
+        return self.data.input_key
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -147,9 +156,11 @@ class ExperimentConfig(StrictModel):
                     )
         if not self.data.multi_input:
             return
+        kinds = info.tasks or {}
         for index, task in enumerate(self.tasks):
-            if task.kind != "binary":
-                raise ValueError(f"tasks[{index}].kind: the tasks of {self.data.type} are binary; got {task.kind}")
+            expected = kinds.get(task.name, "binary")  # a user's files (newsgroup, movie reviews): binary labels
+            if task.kind != expected:
+                raise ValueError(f"tasks[{index}].kind: {task.name} of {self.data.type} is {expected}; got {task.kind}")
             if task.column is not None or task.positive is not None:
                 raise ValueError(
                     f"tasks[{index}]: column and positive describe CSV label columns; {self.data.type} labels each "
@@ -182,12 +193,23 @@ class ExperimentConfig(StrictModel):
         images (``cnn``); architectures that can read it (``mtan`` only on images)."""
         tokens = self.data.input_key == "tokens"
         images = self.data.images
-        wanted = "bag_of_embeddings" if tokens else "cnn" if images else "mlp"
+        wanted = ("bag_of_embeddings", "transformer") if tokens else ("cnn",) if images else ("mlp",)
         given = {"encoder": self.model.encoder, "private": self.model.private}
         for field, encoder in given.items():
-            if encoder is not None and encoder.type != wanted:
-                reads = "token ids (column tokens)" if tokens else "images" if images else "feature vectors (column x)"
-                raise ValueError(f"model.{field}.type: data type {self.data.type} gives {reads}: use type {wanted}")
+            if encoder is not None and encoder.type not in wanted:
+                reads = "text (token ids)" if tokens else "images" if images else "feature vectors (column x)"
+                raise ValueError(
+                    f"model.{field}.type: data type {self.data.type} gives {reads}: use type {' or '.join(wanted)}"
+                )
+        if isinstance(self.model.encoder, TransformerEncoderConfig) and not isinstance(self.data, TextDataSection):
+            raise ValueError(
+                f"model.encoder.type transformer tokenises raw text with its own tokenizer; data type "
+                f"{self.data.type} has none: use movie_reviews, trump_tweets or reviews_and_tweets"
+            )
+        if isinstance(self.model.private, TransformerEncoderConfig):
+            raise ValueError(
+                "model.private: a private encoder per task is an MLP or a bag of embeddings, not a transformer"
+            )
         readers = readers_of("tokens" if tokens else "images" if images else "features")
         other = sorted(set(architectures) - set(readers))  # what cannot read this data's input
         if other and (tokens or images):

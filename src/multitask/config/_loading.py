@@ -11,6 +11,7 @@ from pydantic import (
 )
 
 from multitask.config._common import short
+from multitask.config._encoders import TransformerEncoderConfig
 from multitask.config._errors import describe_error
 from multitask.config._experiment import ExperimentConfig
 from multitask.errors import ConfigError, os_reason
@@ -44,7 +45,7 @@ def parse_config(raw: Any, *, base_dir: Path = Path(), source: str = "config") -
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(f"{source}: {describe_error(error, ExperimentConfig)}") from None
-    return _resolve_paths(config, base_dir, source)
+    return _resolve_encoder_path(_resolve_paths(config, base_dir, source), base_dir, source)
 
 
 # The data paths of each data type: field -> whether it names a folder (else a file).
@@ -79,3 +80,23 @@ def _resolve_paths(config: ExperimentConfig, base_dir: Path, source: str) -> Exp
     if not updates:
         return config
     return config.model_copy(update={"data": config.data.model_copy(update=updates)})
+
+
+def _resolve_encoder_path(config: ExperimentConfig, base_dir: Path, source: str) -> ExperimentConfig:
+    """A ``transformer`` encoder's folder made absolute (relative to ``base_dir``); it must hold ``config.json``."""
+    encoder = config.model.encoder
+    if not isinstance(encoder, TransformerEncoderConfig) or encoder.path is None:
+        return config
+    try:
+        folder = (encoder.path if encoder.path.is_absolute() else base_dir / encoder.path).resolve()
+        found = (folder / "config.json").is_file()
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"{source}: model.encoder.path: unusable path {short(str(encoder.path), 80)}: {os_reason(error)}"
+        ) from None
+    if not found:
+        raise ConfigError(
+            f"{source}: model.encoder.path: no Hugging Face checkpoint (config.json) in {short(str(folder), 120)}"
+        )
+    model = config.model.model_copy(update={"encoder": encoder.model_copy(update={"path": folder})})
+    return config.model_copy(update={"model": model})

@@ -14,7 +14,13 @@ from torch import nn
 from multitask import models
 from multitask.config._building import refuse_huge_layers
 from multitask.config._common import StrictModel
-from multitask.config._encoders import BagOfEmbeddingsConfig, CNNConfig, EncoderConfig, MLPConfig
+from multitask.config._encoders import (
+    BagOfEmbeddingsConfig,
+    CNNConfig,
+    EncoderConfig,
+    MLPConfig,
+    TransformerEncoderConfig,
+)
 from multitask.config._tasks import HeadConfig
 from multitask.errors import ConfigError
 from multitask.layout import LINEAR, MTL, STL
@@ -115,7 +121,7 @@ class ModelConfig(StrictModel):
         heads: Mapping[str, HeadConfig],
         num_features: int,
         in_shape: Sequence[int] | None = None,
-        input_key: str = "x",
+        input_key: str | Sequence[str] = "x",
     ) -> ModelFactory:
         """``tasks -> model``: ``architecture`` (`multitask.models.create`) made of this section's parts.
 
@@ -146,7 +152,7 @@ class ModelConfig(StrictModel):
             private=lambda: private_spec.build(num_features, in_shape),
             head=head,
             in_shape=tuple(in_shape) if in_shape is not None else None,
-            input_key=input_key,
+            input_key=input_key if isinstance(input_key, str) else tuple(input_key),
         )
         hyperparameters = {name: getattr(self, name) for name in models.info(architecture).hyperparameters}
 
@@ -165,8 +171,10 @@ def _out_features(head: nn.Module) -> int:
     return width
 
 
-def _out_width(encoder: MLPConfig | BagOfEmbeddingsConfig | CNNConfig) -> int | None:
-    """The encoder's output width (an MLP without hidden layers: its input's, unknown here)."""
+def _out_width(encoder: MLPConfig | BagOfEmbeddingsConfig | CNNConfig | TransformerEncoderConfig) -> int | None:
+    """The encoder's output width (an MLP without hidden layers: its input's; a transformer's: unknown here)."""
+    if isinstance(encoder, TransformerEncoderConfig):
+        return None
     if encoder.hidden:
         return encoder.hidden[-1]
     if isinstance(encoder, CNNConfig):

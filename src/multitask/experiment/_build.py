@@ -20,13 +20,13 @@ from multitask.data import MultiTaskData, TaskInfo, Transform
 from multitask.errors import ConfigError
 from multitask.experiment._inputs import ExperimentData
 from multitask.layout import GROUPS, LINEAR, MTL, STL
-from multitask.models import MLP, ConvNet
+from multitask.models import MLP, ConvNet, TransformerEncoder
 from multitask.studies import ModelFactory
 from multitask.tasks import Task
 from multitask.training import Callback, TrainerOptions
 from multitask.training.progress import RunProgress
 
-Encoder = MLP | BagOfEmbeddings | ConvNet
+Encoder = MLP | BagOfEmbeddings | ConvNet | TransformerEncoder
 
 
 def build_tasks(
@@ -58,9 +58,7 @@ def _suggested_outputs(info: TaskInfo | None) -> int:
     return info.num_outputs
 
 
-def build_encoder(
-    config: ExperimentConfig, num_features: int, in_shape: Sequence[int] | None = None
-) -> MLP | BagOfEmbeddings | ConvNet:
+def build_encoder(config: ExperimentConfig, num_features: int, in_shape: Sequence[int] | None = None) -> Encoder:
     """The shared encoder of the config (``model.encoder``'s `build`); ``num_features`` is the input size
     (`input_size`), ``in_shape`` one input row's shape (`input_shape`; a ``cnn`` encoder needs the images'
     ``(C, H, W)``)."""
@@ -78,7 +76,7 @@ def build_model(
     ``movie_reviews``) and the tasks' head sections.
     """
     heads = {task.name: task.head for task in config.tasks}
-    return config.model.build(architecture, heads, num_features, in_shape, config.data.input_key)
+    return config.model.build(architecture, heads, num_features, in_shape, config.input_key)
 
 
 def architecture_of(config: ExperimentConfig, method: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from multitask.config import ExperimentConfig
+from multitask.config import ExperimentConfig, TextDataSection, TransformerEncoderConfig
 from multitask.data import ArrayDataset, MultiTaskData, TabularData
 from multitask.errors import ConfigError
 
@@ -17,12 +17,17 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
     """The encoded splits the config names: Census-Income, CSV files, Newsgroup, the movie reviews or images.
 
     The data section loads them (``config.data.build(config.seed, config.tasks)``, through the dataset
-    registry); multi-task data (`MultiTaskData`) then keeps the config's tasks only, in the config's order.
+    registry; with a ``transformer`` encoder, text is tokenised by the encoder's tokenizer); multi-task data
+    (`MultiTaskData`) then keeps the config's tasks only, in the config's order.
 
     Raises:
         ConfigError: A task of the config that the data does not have, or of another kind.
     """
-    data = config.data.build(config.seed, config.tasks)
+    encoder = config.model.encoder
+    if isinstance(encoder, TransformerEncoderConfig) and isinstance(config.data, TextDataSection):
+        data: ExperimentData = config.data.build(config.seed, config.tasks, tokenizer=encoder.tokenizer())
+    else:
+        data = config.data.build(config.seed, config.tasks)
     if isinstance(data, MultiTaskData):
         return _config_tasks(data, config)
     return data
@@ -55,7 +60,8 @@ def _config_tasks(data: MultiTaskData, config: ExperimentConfig) -> MultiTaskDat
 def input_shape(config: ExperimentConfig, data: ExperimentData) -> tuple[int, ...]:
     """One input row's shape: ``(num_features,)`` for feature vectors, ``(C, H, W)`` for images."""
     if isinstance(data, MultiTaskData) and not data.feature_names:
-        return data.sample_shapes()[config.data.input_key]
+        key = config.input_key
+        return data.sample_shapes()[key if isinstance(key, str) else key[0]]
     return (data.num_features,)
 
 
@@ -64,6 +70,8 @@ def input_size(config: ExperimentConfig, data: ExperimentData) -> int:
     channels of images."""
     if config.data.images:
         return input_shape(config, data)[0]
+    if isinstance(config.model.encoder, TransformerEncoderConfig):  # its tokenizer's vocabulary
+        return data.num_embeddings["input_ids"] if isinstance(data, MultiTaskData) else 0
     if config.data.input_key == "tokens":
         if not isinstance(data, MultiTaskData) or "tokens" not in data.num_embeddings:
             raise ConfigError(f"data type {config.data.type} gave no vocabulary size for its token ids")

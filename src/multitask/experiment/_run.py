@@ -228,7 +228,7 @@ class _Runs:
                 architectures=architectures,
                 transfer=config.compare.transfer,
                 freeze_encoder=config.compare.freeze_encoder,
-                input_key=config.data.input_key,
+                input_key=config.input_key,
                 seed=seed,
                 run_dir=folder.root,
                 resume=self.resume,
@@ -256,7 +256,7 @@ class _Runs:
             params=spec.params,
             feature_names=self.data.feature_names,
             num_clusters=spec.clusters,
-            input_key=self.config.data.input_key,
+            input_key=self.config.data.input_key,  # the linear method reads one table of features
             run_dir=folder.method(LINEAR),
         )
         return self._merged(comparison, LINEAR, run.test, run.seconds, folder)
@@ -294,7 +294,7 @@ class _Runs:
                     self.tasks,
                     self.data.train,
                     self.data.val if self.data.val is not None else self.data.test,
-                    input_key=self.config.data.input_key,
+                    input_key=self.config.input_key,
                     seed=self.config.seed,
                     options=options,
                 )
@@ -322,7 +322,7 @@ class _Runs:
                 self.data.val,
                 self.data.test,
                 include=(),
-                input_key=self.config.data.input_key,
+                input_key=self.config.input_key,
                 seed=seed,
                 run_dir=folder.method(GROUPS),
                 resume=self.resume,
@@ -356,7 +356,7 @@ class _Runs:
                 stch_options={"mu": spec.mu} if spec.mu is not None else None,
                 model=model,
                 others={m: v for m, v in others.items() if len(v) == len(chosen)},
-                input_key=config.data.input_key,
+                input_key=config.input_key,
                 seed=seed,
                 run_dir=folder,
                 resume=self.resume,

@@ -20,7 +20,7 @@ from multitask.models._ple import CGC, PLE
 from multitask.models._registry import ModelFactory, ModelInfo, ModelParts, create, info, names
 from multitask.models._shared_private import SharedPrivate
 from multitask.models._soft import SoftSharedConv2d, SoftSharedLinear, SoftSharing, soft_sharing_penalty
-from multitask.models._transformer import TransformerEncoder, pretrained_minilm
+from multitask.models._transformer import TransformerEncoder, load_tokenizer, pretrained_minilm
 
 __all__ = [
     "CGC",
@@ -48,6 +48,7 @@ __all__ = [
     "TransformerEncoder",
     "create",
     "info",
+    "load_tokenizer",
     "names",
     "pretrained_minilm",
     "soft_sharing_penalty",

@@ -48,7 +48,7 @@ class CoupledNetworks(MultiTaskModel):
     @classmethod
     def from_parts(cls, parts: ModelParts, tasks: Sequence[Task], *, lam: float = 0.01) -> CoupledNetworks:
         """One copy of the parts' encoder per task, coupled by ``lam`` (`multitask.models.create`)."""
-        return cls(parts.encoder(), tasks, lam=lam, input_key=parts.input_key)
+        return cls(parts.encoder(), tasks, lam=lam, input_key=parts.column(cls.__name__))
 
     def __init__(self, module: nn.Module, tasks: Sequence[Task], *, lam: float, input_key: str = "x") -> None:
         super().__init__()

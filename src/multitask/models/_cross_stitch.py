@@ -53,7 +53,7 @@ class CrossStitch(MultiTaskModel):
         columns = parts.encoder()
         if not isinstance(columns, MLP):
             raise ConfigError(f"cross_stitch stitches MLP layers; the encoder is a {type(columns).__name__}")
-        return cls(list(columns), tasks, self_weight=self_weight, input_key=parts.input_key)
+        return cls(list(columns), tasks, self_weight=self_weight, input_key=parts.column(cls.__name__))
 
     def __init__(
         self,

@@ -90,7 +90,7 @@ class DSelectK(MultiTaskModel):
         """``num_experts`` experts of ``parts.expert``, ``k`` selected per task (`multitask.models.create`)."""
         expert = parts.need("expert", "DSelect-k")
         experts = [expert(parts.in_features) for _ in range(num_experts)]
-        return cls(experts, tasks, in_features=parts.in_features, k=k, input_key=parts.input_key)
+        return cls(experts, tasks, in_features=parts.in_features, k=k, input_key=parts.column(cls.__name__))
 
     def __init__(
         self,

@@ -68,7 +68,9 @@ class MMoE(MultiTaskModel):
         """``num_experts`` experts of ``parts.expert`` over the input rows (`multitask.models.create`)."""
         expert = parts.need("expert", "OMoE" if shared_gate else "MMoE")
         experts = [expert(parts.in_features) for _ in range(num_experts)]
-        return cls(experts, tasks, in_features=parts.in_features, shared_gate=shared_gate, input_key=parts.input_key)
+        return cls(
+            experts, tasks, in_features=parts.in_features, shared_gate=shared_gate, input_key=parts.column(cls.__name__)
+        )
 
     def __init__(
         self,

@@ -95,7 +95,7 @@ class MTAN(MultiTaskModel):
         if (
             trunk.readout == "none"
         ):  # the heads read feature maps: a task's last attended map has the shared map's shape
-            return cls(list(trunk.stages), tasks, in_shape=parts.in_shape, input_key=parts.input_key)
+            return cls(list(trunk.stages), tasks, in_shape=parts.in_shape, input_key=parts.column(cls.__name__))
         head = parts.need("head", "mtan")
         readout: list[nn.Module] = (
             [nn.Flatten()] if trunk.readout == "flatten" else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
@@ -104,7 +104,7 @@ class MTAN(MultiTaskModel):
             dataclasses.replace(task, head=nn.Sequential(*copy.deepcopy(readout), head(task, trunk.read_width)))
             for task in tasks
         ]
-        return cls(list(trunk.stages), pooled, in_shape=parts.in_shape, input_key=parts.input_key)
+        return cls(list(trunk.stages), pooled, in_shape=parts.in_shape, input_key=parts.column(cls.__name__))
 
     def __init__(
         self, blocks: Sequence[nn.Module], tasks: Sequence[Task], *, in_shape: Sequence[int], input_key: str = "x"

@@ -128,7 +128,7 @@ class PLE(MultiTaskModel):
             num_task_experts=num_task_experts,
             num_shared_experts=num_shared_experts,
             num_levels=num_levels,
-            input_key=parts.input_key,
+            input_key=parts.column(cls.__name__),
         )
 
     def __init__(

@@ -43,7 +43,9 @@ class ModelParts:
         head: ``(task, width) -> module``: the task's head rebuilt to read ``width`` features
             (shared-private's heads read ``[shared; private]``; MTAN's read a task's attended map).
         in_shape: One input row's shape (MTAN sizes its attention modules from it).
-        input_key: The batch column(s) the model reads.
+        input_key: The batch column(s) the model reads (several: the encoder's positional inputs, e.g. a
+            transformer's ``("input_ids", "attention_mask")``; only architectures whose encoder reads the
+            batch take several, see `column`).
     """
 
     encoder: Callable[[], nn.Module]
@@ -52,7 +54,20 @@ class ModelParts:
     private: Callable[[], nn.Module] | None = None
     head: Callable[[Task, int], nn.Module] | None = None
     in_shape: tuple[int, ...] | None = None
-    input_key: str = "x"
+    input_key: str | tuple[str, ...] = "x"
+
+    def column(self, architecture: str) -> str:
+        """The one batch column ``architecture`` reads (experts, gates and columns read one input tensor).
+
+        Raises:
+            ConfigError: ``input_key`` names several columns.
+        """
+        if not isinstance(self.input_key, str):
+            raise ConfigError(
+                f"{architecture} reads one input column; got {list(self.input_key)} (use hard_sharing, "
+                "shared_private or task_lora with an encoder that reads several)"
+            )
+        return self.input_key
 
     def need(self, part: str, architecture: str) -> Any:
         """The part ``part``, or a `ConfigError` saying that ``architecture`` needs it."""

@@ -157,7 +157,7 @@ class SoftSharing(MultiTaskModel):
     @classmethod
     def from_parts(cls, parts: ModelParts, tasks: Sequence[Task], *, lam: float = 0.01) -> SoftSharing:
         """The parts' encoder as ``W_s``, with per-task deviations penalised by ``lam`` (`multitask.models.create`)."""
-        return cls(parts.encoder(), tasks, lam=lam, input_key=parts.input_key)
+        return cls(parts.encoder(), tasks, lam=lam, input_key=parts.column(cls.__name__))
 
     def __init__(self, module: nn.Module, tasks: Sequence[Task], *, lam: float, input_key: str = "x") -> None:
         super().__init__()

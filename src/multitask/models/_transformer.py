@@ -186,6 +186,22 @@ def _load(folder: Path, tokenizer: Any) -> tuple[nn.Module, Any]:
     return backbone, tokenizer
 
 
+def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
+    """The tokenizer saved in a Hugging Face checkpoint folder, loaded from local files only.
+
+    Raises:
+        DataError: The folder does not exist, holds no ``config.json`` or no tokenizer files.
+        ModuleNotFoundError: ``transformers`` is not installed (the message names the install step).
+    """
+    checkpoint = _checkpoint_folder(folder)
+    if not any((checkpoint / name).is_file() for name in TOKENIZER_FILES):
+        raise DataError(f"{checkpoint} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)})")
+    try:
+        return _transformers().AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
+    except OSError as error:
+        raise DataError(f"cannot load the tokenizer in {checkpoint}: {error}") from error
+
+
 def pretrained_minilm() -> Path:
     """The folder of ``sentence-transformers/all-MiniLM-L6-v2`` (6 layers, hidden size 384, 22.7M parameters).
 
