@@ -109,3 +109,15 @@ def test_the_jacobian_and_gramian_paths_give_the_same_update(folder: Path) -> No
         updates.append(torch.cat([p.grad.flatten() for p in model.shared_parameters() if p.grad is not None]))
     assert updates[0].numel() == sum(p.numel() for p in model.shared_parameters())  # the adapters only
     torch.testing.assert_close(updates[0], updates[1], rtol=1e-4, atol=1e-7)
+
+
+def test_every_run_of_a_study_starts_from_the_pretrained_weights(folder: Path) -> None:
+    from multitask.studies import fresh_copy
+
+    encoder = TransformerEncoder(folder)
+    model = nn.Sequential(encoder, nn.Linear(HIDDEN, 2))  # a pretrained encoder and a new layer
+    copies = [fresh_copy(model, seed) for seed in (0, 1)]
+    for copy in copies:
+        for (name, original), copied in zip(encoder.named_parameters(), copy[0].parameters(), strict=True):
+            assert torch.equal(original, copied), name  # the pretrained weights are copied, not re-initialised
+    assert not torch.equal(copies[0][1].weight, copies[1][1].weight)  # the new layer is drawn from each seed

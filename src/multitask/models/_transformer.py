@@ -81,6 +81,8 @@ class TransformerEncoder(nn.Module):
         tokenizer: Its tokenizer, or None.
         out_features: The hidden size, the width of the pooled output.
         pooling: ``"mean"`` or ``"cls"``.
+        pretrained: True: the studies' runs (`multitask.studies.compare`, a config's methods) each start from
+            these weights (copied, not re-initialised).
 
     Example (needs the pretrained MiniLM, see `pretrained_minilm`):
         >>> from torch import nn
@@ -127,6 +129,8 @@ class TransformerEncoder(nn.Module):
         self.out_features: int = hidden
         self.pooling: Literal["mean", "cls"] = pooling
         self.freeze = freeze
+        #: Its weights are pretrained: `multitask.studies.fresh_copy` copies them instead of re-initialising them.
+        self.pretrained = True
         if freeze:
             for parameter in backbone.parameters():
                 parameter.requires_grad_(False)

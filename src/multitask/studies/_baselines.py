@@ -33,14 +33,17 @@ from multitask.training.trainer import Results
 def fresh_copy(module: nn.Module, seed: int) -> nn.Module:
     """A deep copy of ``module`` whose layers are re-initialised (``reset_parameters``) from ``seed``.
 
-    Every run of a comparison starts from the same initial weights, whatever ran before it.
+    Every run of a comparison starts from the same initial weights, whatever ran before it. Pretrained
+    modules (an attribute ``pretrained`` that is true, as `multitask.models.TransformerEncoder` has) keep
+    their weights, and so do the layers inside them: every run fine-tunes the same pretrained weights.
     """
     clone = copy.deepcopy(module)
+    kept = {id(inner) for outer in clone.modules() if getattr(outer, "pretrained", False) for inner in outer.modules()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for layer in clone.modules():
             reset = getattr(layer, "reset_parameters", None)
-            if callable(reset):
+            if callable(reset) and id(layer) not in kept:
                 reset()
     return clone
 
