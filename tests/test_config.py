@@ -213,3 +213,11 @@ def test_architectures_and_their_parameters_are_accepted(folder: Path) -> None:
     config = parse_config(raw, base_dir=folder)
     assert config.model.type == "ple" and config.model.num_levels == 3
     assert config.compare.methods == ["stl", "mtl", "mmoe", "soft_sharing"]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples" / "configs").glob("*.yaml")), ids=str)
+def test_every_example_config_is_valid(path: Path) -> None:
+    if "newsgroup" in path.name and not (Path(__file__).parents[2] / "shared" / "data" / "newsgroup").is_dir():
+        pytest.skip("needs ../shared/data/newsgroup")
+    config = load_config(path)
+    assert config.tasks and config.compare.methods

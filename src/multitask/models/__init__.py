@@ -12,7 +12,7 @@ from multitask.models._cross_stitch import CrossStitch
 from multitask.models._dselect_k import DSelectK
 from multitask.models._encoders import ConvNet, LeNet, RecommenderEncoder
 from multitask.models._hard import HardSharing
-from multitask.models._lora import MultiTaskLoRALinear, TaskLoRA
+from multitask.models._lora import LoRAScheme, MultiTaskLoRALinear, TaskLoRA
 from multitask.models._mlp import MLP
 from multitask.models._mmoe import MMoE
 from multitask.models._mtan import MTAN
@@ -33,6 +33,7 @@ __all__ = [
     "DSelectK",
     "HardSharing",
     "LeNet",
+    "LoRAScheme",
     "MMoE",
     "ModelFactory",
     "ModelInfo",
