@@ -12,7 +12,16 @@ from torch import Tensor, nn
 from multitask import Strategy, Task, backward, task_losses
 from multitask.aggregation import UPGrad
 from multitask.jacobian import JacobianEngine
-from multitask.models import HardSharing, MultiTaskModel, TaskLoRA, TransformerEncoder
+from multitask.models import (
+    PLE,
+    HardSharing,
+    MMoE,
+    MultiTaskModel,
+    SharedPrivate,
+    SharedTrunk,
+    TaskLoRA,
+    TransformerEncoder,
+)
 
 pytest.importorskip("transformers")
 KEYS = ("input_ids", "attention_mask")
@@ -121,3 +130,39 @@ def test_every_run_of_a_study_starts_from_the_pretrained_weights(folder: Path) -
         for (name, original), copied in zip(encoder.named_parameters(), copy[0].parameters(), strict=True):
             assert torch.equal(original, copied), name  # the pretrained weights are copied, not re-initialised
     assert not torch.equal(copies[0][1].weight, copies[1][1].weight)  # the new layer is drawn from each seed
+
+
+@pytest.mark.parametrize("mixture", ["mmoe", "ple"])
+def test_experts_and_gates_over_the_pooled_output_of_a_bert(folder: Path, mixture: str) -> None:
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(folder)
+
+    def expert(width: int = HIDDEN) -> nn.Module:
+        return nn.Sequential(nn.Linear(width, 8), nn.ReLU())
+
+    heads = [Task("pos", nn.Linear(8, 1), "binary"), Task("score", nn.Linear(8, 1), "regression")]
+    inner = (
+        MMoE([expert() for _ in range(3)], heads, in_features=HIDDEN)
+        if mixture == "mmoe"
+        else PLE(expert, heads, in_features=HIDDEN, num_task_experts=1, num_shared_experts=1, num_levels=2)
+    )
+    model = SharedTrunk(encoder, inner, input_key=KEYS)
+    data = batch(encoder)
+    _step(model, Strategy(aggregation=UPGrad(), tasks=["pos", "score"]), JacobianEngine(), data)
+    trunk = list(encoder.parameters())
+    assert {id(p) for p in trunk} <= {id(p) for p in model.shared_parameters()}
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in trunk)  # the encoder is fine-tuned
+    assert set(model.last_gates()) and tuple(model.shared_features().shape) == (4, HIDDEN)
+
+
+def test_a_shared_bert_with_a_private_bert_per_task(folder: Path) -> None:
+    torch.manual_seed(0)
+    shared = TransformerEncoder(folder)
+    wide = [Task("pos", nn.Linear(2 * HIDDEN, 1), "binary"), Task("score", nn.Linear(2 * HIDDEN, 1), "regression")]
+    model = SharedPrivate(shared, lambda: TransformerEncoder(folder), wide, gamma=0.01, input_key=KEYS)
+    data = batch(shared)
+    strategy = Strategy(aggregation=UPGrad(), on="representation", tasks=["pos", "score"])
+    _step(model, strategy, JacobianEngine(), data)
+    grads = [p.grad for name, p in shared.named_parameters() if not name.startswith("backbone.pooler")]
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
+    assert tuple(model.shared_features().shape) == (4, HIDDEN)

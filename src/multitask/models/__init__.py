@@ -21,6 +21,7 @@ from multitask.models._registry import ModelFactory, ModelInfo, ModelParts, crea
 from multitask.models._shared_private import SharedPrivate
 from multitask.models._soft import SoftSharedConv2d, SoftSharedLinear, SoftSharing, soft_sharing_penalty
 from multitask.models._transformer import TransformerEncoder, load_tokenizer, pretrained_minilm
+from multitask.models._trunk import SharedTrunk
 
 __all__ = [
     "CGC",
@@ -42,6 +43,7 @@ __all__ = [
     "MultiTaskModel",
     "RecommenderEncoder",
     "SharedPrivate",
+    "SharedTrunk",
     "SoftSharedConv2d",
     "SoftSharedLinear",
     "SoftSharing",
