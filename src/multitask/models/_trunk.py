@@ -55,7 +55,8 @@ class SharedTrunk(MultiTaskModel):
             raise DataError(f"batch has no input column(s) {missing}; columns: {sorted(batch)} (set input_key=...)")
         features: Tensor = self.trunk(*[batch[key] for key in self.input_keys])
         self._features.value = features
-        return self.model({self.column: features}, self._check_tasks(tasks))
+        outputs: dict[str, Tensor] = self.model({self.column: features}, self._check_tasks(tasks))
+        return outputs
 
     def shared_features(self) -> Tensor | None:
         """The trunk's output in the last forward pass."""
