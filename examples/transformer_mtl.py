@@ -11,8 +11,9 @@ Per seed, the same splits, budget and selection rule for every method:
 
 - ``stl``: full fine-tuning of one MiniLM per task;
 - ``mtl``: hard sharing, one MiniLM fine-tuned for all four tasks (the sum of the losses);
-- ``mtl_upgrad``: the same with UPGrad (Quinzan et al. 2025) aggregating the four task gradients on the
-  Gramian path (`JacobianEngine(update_by_backward=True)`: the [4, 22.7 M] Jacobian is never formed);
+- ``mtl_upgrad``: the same with UPGrad (Quinton & Rey 2024) aggregating the four task gradients with
+  respect to the pooled representation (``on="representation"``: per-task gradients ``[4, 16, 384]``
+  instead of a ``[4, 22.7 M]`` Jacobian, the memory-safe path at this size, docs/methods/transformers.md);
 - ``lora``: the frozen MiniLM with one LoRA adapter per task (rank 8 on W_q and W_v; `TaskLoRA`);
 - ``mtl_lora``: the frozen MiniLM with MTL-LoRA adapters (shared A and B_i, per-task Λ_t; `TaskLoRA`);
 - ``boe_stl``, ``boe_mtl``: the library's text baseline on the same rows and splits, a bag of embeddings
@@ -27,8 +28,8 @@ against ``stl`` and seconds per method.
     python examples/transformer_mtl.py --seeds 3 --output runs/transformer_mtl
 
 Defaults (about 15 minutes on two CPU cores): 300 rows per task (210 train, 30 validation, 60 test),
-sequences cut to 40 tokens, 3 epochs, batches of 16, AdamW at 5e-5 for full fine-tuning and 1e-3 for
-the adapters and heads.
+sequences cut to 40 tokens, 3 epochs, batches of 16, AdamW at 5e-5 for a fine-tuned encoder and 1e-3
+for the heads and the adapters.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -47,7 +48,6 @@ from multitask.adversarial import BagOfEmbeddings
 from multitask.aggregation import UPGrad
 from multitask.comparison import Comparison
 from multitask.data import load_reviews_and_tweets
-from multitask.jacobian import JacobianEngine
 from multitask.models import (
     LoRAScheme,
     ModelFactory,
@@ -58,6 +58,7 @@ from multitask.models import (
     pretrained_minilm,
 )
 from multitask.studies import train_multitask, train_single_task
+from multitask.training.trainer import OptimizerFactory
 from multitask.types import ResultsDict
 
 KEYS = ("input_ids", "attention_mask")
@@ -72,12 +73,12 @@ def one_seed(args: argparse.Namespace, seed: int) -> Comparison:
     encoder = TransformerEncoder(folder, pooling="mean")
     tasks = data.make_tasks(encoder.out_features)
 
-    def options(lr: float) -> TrainerOptions:
+    def options(lr: float, head_lr: float) -> TrainerOptions:
         return TrainerOptions(
             max_epochs=args.epochs,
             batch_size=args.batch_size,
             eval_batch_size=64,
-            optimizer=lambda params: torch.optim.AdamW(params, lr=lr),
+            optimizer=two_rates(encoder, lr, head_lr),
             tasks_per_step=len(tasks),
             progress=False,
         )
@@ -89,15 +90,20 @@ def one_seed(args: argparse.Namespace, seed: int) -> Comparison:
         return build
 
     splits = (data.train, data.val, data.test)
-    stl = train_single_task(encoder, tasks, *splits, input_key=KEYS, seed=seed, options=options(args.lr))
+    fine_tuning = options(args.lr, args.head_lr)
+    stl = train_single_task(encoder, tasks, *splits, input_key=KEYS, seed=seed, options=fine_tuning)
     # as `compare`: the multi-task models select their epoch on validation Δm% against the single-task models
     baseline = {t.name: {m: stl.val[t.name][m] for m in t.metric_fns} for t in tasks}
-    upgrad = {"strategy": lambda: Strategy(aggregation=UPGrad()), "engine": JacobianEngine(update_by_backward=True)}
+    upgrad = fine_tuning.replace(strategy=lambda: Strategy(aggregation=UPGrad(), on="representation"))
+    adapted = TrainerOptions(
+        max_epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=64, lr=args.head_lr,
+        tasks_per_step=len(tasks), progress=False,
+    )  # fmt: skip
     runs: dict[str, tuple[ModelFactory | None, TrainerOptions]] = {
-        "mtl": (None, options(args.lr)),
-        "mtl_upgrad": (None, options(args.lr).replace(**upgrad)),
-        "lora": (adapters("lora"), options(args.adapter_lr)),
-        "mtl_lora": (adapters("mtl_lora"), options(args.adapter_lr)),
+        "mtl": (None, fine_tuning),
+        "mtl_upgrad": (None, upgrad),
+        "lora": (adapters("lora"), adapted),
+        "mtl_lora": (adapters("mtl_lora"), adapted),
     }
     results = {"stl": stl.test}
     seconds = {"stl": stl.seconds}
@@ -122,6 +128,27 @@ def one_seed(args: argparse.Namespace, seed: int) -> Comparison:
         for method, per_task in results.items()
     }
     return Comparison(tested, directions, seconds=seconds)
+
+
+def two_rates(encoder: nn.Module, encoder_lr: float, head_lr: float) -> OptimizerFactory:
+    """AdamW with the encoder's parameters at ``encoder_lr`` and the rest (the heads) at ``head_lr``.
+
+    A pretrained encoder is fine-tuned at a small rate while the new heads need a larger one: at the encoder's
+    rate a head barely moves while the other tasks move the shared encoder under it. The models of this
+    example (`HardSharing`) register the encoder first, so its parameters are the first ones the Trainer
+    passes; their shapes are checked against ``encoder``'s.
+    """
+    shapes = [p.shape for p in encoder.parameters()]
+
+    def make(parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        every = list(parameters)
+        first, rest = every[: len(shapes)], every[len(shapes) :]
+        if [p.shape for p in first] != shapes:
+            raise ValueError("the model does not start with the encoder's parameters")
+        groups = [{"params": first, "lr": encoder_lr}, {"params": rest, "lr": head_lr}]
+        return torch.optim.AdamW(groups)
+
+    return make
 
 
 def _bag_of_embeddings(args: argparse.Namespace, seed: int, seconds: dict[str, float]) -> dict[str, ResultsDict]:
@@ -151,7 +178,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--adapter-lr", type=float, default=1e-3)
+    parser.add_argument("--head-lr", type=float, default=1e-3, help="heads (and adapters): AdamW's rate")
     parser.add_argument("--output", type=Path, default=Path("runs/transformer_mtl"))
     args = parser.parse_args()
     torch.set_num_threads(2)

@@ -81,3 +81,12 @@ def test_a_transformer_needs_text_and_a_checkpoint_folder(tmp_path: Path) -> Non
     raw["model"]["encoder"]["pooling"] = "max"
     with pytest.raises(ConfigError, match=r"model\.encoder\.pooling"):
         parse_config(raw, base_dir=tmp_path)
+
+
+def test_shared_private_on_a_transformer_from_a_config(tmp_path: Path) -> None:
+    config = parse_config(_config(tmp_path, type="shared_private"), base_dir=tmp_path)
+    data = load_data(config)
+    tasks = build_tasks(config, data, 32)
+    model = build_model(config, "shared_private", 0)(tasks)
+    outputs = model({**data.train["films"][:4]}, ["films"])
+    assert tuple(outputs["films"].shape) == (4, 1) and tuple(model.shared_features().shape) == (4, 32)
