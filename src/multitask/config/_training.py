@@ -19,6 +19,7 @@ from multitask._device import check_device
 from multitask.config._common import StrictModel
 from multitask.data import LoaderOptions, Transform
 from multitask.errors import ConfigError
+from multitask.training import TrainerOptions
 from multitask.training.trainer import OptimizerFactory, SchedulerFactory
 
 
@@ -116,6 +117,31 @@ class TrainingConfig(StrictModel):
     def build_scheduler(self) -> SchedulerFactory | None:
         """The ``scheduler`` section's schedule over this budget's epochs (None: a constant learning rate)."""
         return self.scheduler.build(self.epochs) if self.scheduler is not None else None
+
+    def trainer_options(self, train_transform: Transform | None = None) -> TrainerOptions:
+        """The `TrainerOptions` this section sets: the optimiser and its schedule, the budget, the task sampling,
+        the loading (`loader_options`, with ``train_transform``), selection, clipping, precision, checkpoints,
+        the device. The rest (strategy, callbacks, progress, seed) is the caller's, by `TrainerOptions.replace`."""
+        return TrainerOptions(
+            optimizer=self.optimizer.build(),
+            lr=self.optimizer.lr,
+            scheduler=self.build_scheduler(),
+            max_epochs=self.epochs,
+            batch_size=self.batch_size,
+            eval_batch_size=self.eval_batch_size,
+            sampling=self.sampling,
+            temperature=self.temperature,
+            tasks_per_step=self.tasks_per_step,
+            steps_per_epoch=self.steps_per_epoch,
+            loading=self.loader_options(train_transform),
+            monitor=self.monitor,
+            patience=self.patience,
+            grad_clip=self.grad_clip,
+            mixed_precision=self.mixed_precision,
+            checkpoint_every=self.checkpoint_every,
+            on_nonfinite=self.on_nonfinite,
+            device=self.device,
+        )
 
     def loader_options(self, train_transform: Transform | None = None) -> LoaderOptions:
         """How the Trainer reads the data: ``num_workers``, ``pin_memory``, ... and a training-only transform."""

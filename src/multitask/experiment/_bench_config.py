@@ -184,28 +184,7 @@ class BenchConfig(BaseModel):
 
     def trainer_options(self, seed: int) -> TrainerOptions:
         """The Trainer options of a cell of this seed: the ``training`` section's budget, optimiser and loop options."""
-        training = self.training
-        return TrainerOptions(
-            optimizer=training.optimizer.build(),
-            lr=training.optimizer.lr,
-            scheduler=training.build_scheduler(),
-            max_epochs=training.epochs,
-            batch_size=training.batch_size,
-            eval_batch_size=training.eval_batch_size,
-            sampling=training.sampling,
-            temperature=training.temperature,
-            tasks_per_step=training.tasks_per_step,
-            steps_per_epoch=training.steps_per_epoch,
-            loading=training.loader_options(),
-            monitor=training.monitor,
-            patience=training.patience,
-            grad_clip=training.grad_clip,
-            mixed_precision=training.mixed_precision,
-            on_nonfinite=training.on_nonfinite,
-            device=training.device,
-            progress=False,
-            seed=seed,
-        )
+        return self.training.trainer_options().replace(progress=False, seed=seed)
 
 
 def _as_mapping(value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from multitask.adversarial import BagOfEmbeddings
 from multitask.analysis import (
@@ -129,38 +128,15 @@ def trainer_options(config: ExperimentConfig, progress: bool | RunProgress | Non
     `Strategy` of its own. ``progress`` is the Trainers' ``progress`` (a `RunProgress`: every training reports
     to it).
     """
-    training = config.training
-    result: dict[str, Any] = {
-        "strategy": config.strategy.build,
-        "engine": config.strategy.engine(),
-        "optimizer": training.optimizer.build(),
-        "scheduler": training.build_scheduler(),
-        "max_epochs": training.epochs,
-        "batch_size": training.batch_size,
-        "eval_batch_size": training.eval_batch_size,
-        "sampling": training.sampling,
-        "temperature": training.temperature,
-        "tasks_per_step": training.tasks_per_step,
-        "steps_per_epoch": training.steps_per_epoch,
-        "loading": training.loader_options(_train_transform(config)),
-        "grad_clip": training.grad_clip,
-        "mixed_precision": training.mixed_precision,
-        "patience": training.patience,
-        "checkpoint_every": training.checkpoint_every,
-        "on_nonfinite": training.on_nonfinite,
-        "device": training.device,
-        "progress": progress,
-    }
-    if training.monitor is not None:
-        result["monitor"] = training.monitor
+    options = config.training.trainer_options(_train_transform(config)).replace(
+        strategy=config.strategy.build, engine=config.strategy.engine(), progress=progress
+    )
     callbacks: list[Callback] = []  # each resets at a fresh fit and skips single-task runs, so all runs share them
     if config.analysis.conflict_every is not None:
         callbacks.append(GradientConflictMonitor(config.analysis.conflict_every))
     if config.analysis.affinity_every is not None:
         callbacks.append(TaskAffinityMonitor(config.analysis.affinity_every, lr=config.analysis.affinity_lr))
-    if callbacks:
-        result["callbacks"] = callbacks
-    return TrainerOptions(**result)
+    return options.replace(callbacks=callbacks) if callbacks else options
 
 
 def _train_transform(config: ExperimentConfig) -> Transform | None:
