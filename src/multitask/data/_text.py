@@ -331,6 +331,19 @@ def text_preprocessing(tokenizer: TextTokenizer | None, num_ids: int, min_freque
     )
 
 
+def split_order(
+    order: Sequence[int], limit: int | None, val_fraction: float, test_fraction: float, *, min_train: int = 1
+) -> dict[str, Sequence[int]] | None:
+    """A shuffled ``order`` cut to its first ``limit`` rows, then split: the first ``round(n · test_fraction)``
+    rows test, the next ``round(n · val_fraction)`` validation, the rest training; None when test is empty or
+    training has fewer than ``min_train`` rows."""
+    order = order[:limit] if limit is not None else order
+    n_test, n_val = round(len(order) * test_fraction), round(len(order) * val_fraction)
+    if n_test < 1 or len(order) - n_test - n_val < min_train:
+        return None
+    return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+
+
 def split_sources(
     sources: Mapping[str, tuple[list[str], list[int]]],
     max_per_task: int | None,
@@ -342,11 +355,10 @@ def split_sources(
     result: dict[str, dict[str, tuple[list[str], list[int]]]] = {"train": {}, "val": {}, "test": {}}
     for index, (name, (texts, labels)) in enumerate(sorted(sources.items())):
         order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed * 1000 + index)).tolist()
-        order = order[:max_per_task] if max_per_task is not None else order
-        n_test, n_val = round(len(order) * test_fraction), round(len(order) * val_fraction)
-        if len(order) - n_test - n_val < 1 or n_test < 1:
-            raise DataError(f"source {name!r} has too few reviews ({len(order)}) for a train/validation/test split")
-        parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+        parts = split_order(order, max_per_task, val_fraction, test_fraction)
+        if parts is None:
+            count = min(len(order), max_per_task or len(order))
+            raise DataError(f"source {name!r} has too few reviews ({count}) for a train/validation/test split")
         for split, rows in parts.items():
             if rows:
                 result[split][name] = ([texts[i] for i in rows], [labels[i] for i in rows])

@@ -22,6 +22,7 @@ from multitask.data._text import (
     movie_reviews_path,
     read_labelled_texts,
     review_tasks,
+    split_order,
     split_sources,
     text_preprocessing,
 )
@@ -59,11 +60,12 @@ def _tweets(max_rows: int | None, val_fraction: float, test_fraction: float, see
     keep = np.isin(columns["source"], DEVICES)
     if "is_retweet" in columns:
         keep &= ~columns["is_retweet"].astype(bool)
-    rows = np.flatnonzero(keep)[np.random.default_rng(seed).permutation(int(keep.sum()))][:max_rows]
-    n_test, n_val = round(len(rows) * test_fraction), round(len(rows) * val_fraction)
-    parts = {"test": rows[:n_test], "val": rows[n_test : n_test + n_val], "train": rows[n_test + n_val :]}
-    if n_test < 1 or len(parts["train"]) < 2:
-        raise DataError(f"{len(rows)} tweets are too few for a train/validation/test split; raise max_rows")
+    rows = np.flatnonzero(keep)[np.random.default_rng(seed).permutation(int(keep.sum()))]
+    split = split_order(rows.tolist(), max_rows, val_fraction, test_fraction, min_train=2)  # a std needs two tweets
+    if split is None:
+        count = min(len(rows), max_rows or len(rows))
+        raise DataError(f"{count} tweets are too few for a train/validation/test split; raise max_rows")
+    parts = {name: np.asarray(part, dtype=np.int64) for name, part in split.items()}
     retweets = {split: np.log1p(columns["retweet_count"][part].astype(np.float64)) for split, part in parts.items()}
     mean, std = float(retweets["train"].mean()), float(retweets["train"].std())
     if std == 0:
